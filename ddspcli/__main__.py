@@ -1,0 +1,5 @@
+"""Allow `python -m ddspcli`."""
+
+from ddspcli.cli import main
+
+main()

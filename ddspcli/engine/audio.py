@@ -1,0 +1,237 @@
+"""Audio I/O at the edges of the engine: decode, mix to mono, resample, write WAV atomically.
+
+Everything here works on numpy arrays; the TF code lives in `dsp`. The path ``-`` means
+stdin (for reading) or stdout (for writing), so commands compose in shell pipelines.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from ddspcli.errors import InputError, OutputError
+from ddspcli.fsutil import atomic_path, check_writable
+
+STDIO = "-"
+DEFAULT_SAMPLE_RATE = 16000
+READABLE_FORMATS = "WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a decoded file was before mixing and resampling."""
+
+    source: str
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        """Duration in seconds."""
+        return self.frames / self.sample_rate
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON output."""
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+def read_audio(
+    source: str | Path,
+    sample_rate: int | None = DEFAULT_SAMPLE_RATE,
+    *,
+    mono: bool = True,
+) -> tuple[np.ndarray, AudioInfo]:
+    """Decode an audio file (or stdin for ``-``), mix to mono and resample.
+
+    Args:
+        source: path to a WAV/FLAC/OGG/MP3/AIFF file, or ``-`` for stdin.
+        sample_rate: output rate in Hz; ``None`` keeps the file's rate.
+        mono: average the channels into one.
+
+    Returns:
+        ``(audio, info)``: audio is float32 in [-1, 1], shape ``[n_samples]`` when `mono`,
+        else ``[n_samples, channels]``; `info` describes the file as stored.
+
+    Raises:
+        InputError: missing path, a folder, an empty or non-audio file, an unsupported
+            codec or sample format, zero samples, or NaN/inf samples.
+    """
+    name, handle = _open_source(source)
+    try:
+        with sf.SoundFile(handle) as f:
+            info = AudioInfo(name, f.format, f.subtype, f.samplerate, f.channels, f.frames)
+            data = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise InputError(_decode_failure_message(name, handle, err)) from None
+    if data.shape[0] == 0:
+        raise InputError(f"{name} contains no audio samples; give a file with sound in it")
+    check_finite(data, name)
+    audio = data.mean(axis=1) if mono else data
+    if sample_rate is not None and sample_rate != info.sample_rate:
+        audio = resample(audio, info.sample_rate, sample_rate)
+    return np.ascontiguousarray(audio, dtype=np.float32), info
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling with soxr (via librosa), time on axis 0.
+
+    Args:
+        audio: float array ``[n_samples]`` or ``[n_samples, channels]``.
+        orig_sr: input rate in Hz.
+        target_sr: output rate in Hz.
+
+    Returns:
+        float32 ``[round(n_samples * target_sr / orig_sr), ...]``.
+    """
+    import librosa  # imported here: librosa's import costs ~1 s and most calls never resample
+
+    out = librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=0)
+    return out.astype(np.float32, copy=False)
+
+
+def check_finite(audio: np.ndarray, name: str) -> None:
+    """Raise `InputError` naming the first NaN or infinite sample of `audio`."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+        raise InputError(
+            f"{name} contains NaN or infinite samples (first at sample {first}); "
+            "re-export the audio as finite PCM or float"
+        )
+
+
+def write_wav(
+    dest: str | Path,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    force: bool = False,
+    subtype: str = "PCM_16",
+) -> int:
+    """Write a WAV file atomically (temp file + rename), or to stdout for ``-``.
+
+    Args:
+        dest: output path, or ``-`` for stdout.
+        audio: float array ``[n_samples]`` or ``[n_samples, channels]`` in [-1, 1].
+        sample_rate: rate in Hz.
+        force: overwrite an existing file.
+        subtype: soundfile subtype, e.g. ``PCM_16``, ``PCM_24``, ``FLOAT``.
+
+    Returns:
+        The number of samples clipped to [-1, 1] (integer subtypes only).
+
+    Raises:
+        OutputError: `dest` exists without `force`, or cannot be written.
+        InputError: `audio` holds NaN or infinite values.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    check_finite(audio, "audio to write")
+    clipped = 0
+    if subtype.startswith("PCM"):
+        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+        audio = np.clip(audio, -1.0, 1.0)
+    if str(dest) == STDIO:
+        buffer = io.BytesIO()
+        sf.write(buffer, audio, sample_rate, format="WAV", subtype=subtype)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return clipped
+    try:
+        with atomic_path(dest, force=force) as tmp:
+            sf.write(tmp, audio, sample_rate, format="WAV", subtype=subtype)
+    except OSError as err:
+        raise OutputError(f"cannot write {dest}: {err.strerror or err}") from None
+    return clipped
+
+
+def check_output(dest: str | Path, *, force: bool) -> None:
+    """Fail early (before any work) when `dest` could not be written; ``-`` always passes."""
+    if str(dest) != STDIO:
+        check_writable(Path(dest), force=force)
+
+
+def _open_source(source: str | Path) -> tuple[str, BinaryIO | str]:
+    """Validate a path (or read stdin) and return ``(display name, file or path)``."""
+    if str(source) == STDIO:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise InputError("stdin is empty; pipe audio in, e.g. `sox in.mp3 -t wav - | ddsp ...`")
+        return "<stdin>", io.BytesIO(data)
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give an audio file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes); give an audio file")
+    return str(path), str(path)
+
+
+def _head(handle: BinaryIO | str, n: int = 64) -> bytes:
+    """First `n` bytes of a path or a seekable file."""
+    if isinstance(handle, str):
+        with open(handle, "rb") as f:
+            return f.read(n)
+    handle.seek(0)
+    return handle.read(n)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Container format named by a file's first bytes, or None when unrecognised."""
+    signatures = [
+        (b"RIFF", 0, "WAV"),
+        (b"RIFX", 0, "WAV"),
+        (b"RF64", 0, "WAV (RF64)"),
+        (b"fLaC", 0, "FLAC"),
+        (b"OggS", 0, "OGG"),
+        (b"ID3", 0, "MP3"),
+        (b"FORM", 0, "AIFF"),
+        (b"ftyp", 4, "MP4/M4A (AAC or ALAC)"),
+        (b"\x1aE\xdf\xa3", 0, "Matroska/WebM"),
+        (b"#!AMR", 0, "AMR"),
+        (b"0&\xb2u", 0, "WMA/ASF"),
+        (b"MAC ", 0, "Monkey's Audio (APE)"),
+        (b"wvpk", 0, "WavPack"),
+    ]
+    for magic, offset, name in signatures:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        return "MP3" if (head[1] & 0x06) != 0 else "AAC (ADTS)"
+    return None
+
+
+def _wav_codec(head: bytes) -> str | None:
+    """The format tag of a RIFF/WAVE file's fmt chunk as ``0xNNNN``, if it is in `head`."""
+    at = head.find(b"fmt ")
+    if at < 0 or len(head) < at + 10:
+        return None
+    (tag,) = struct.unpack("<H", head[at + 8 : at + 10])
+    return f"0x{tag:04X}"
+
+
+def _decode_failure_message(name: str, handle: BinaryIO | str, err: Exception) -> str:
+    """One line saying why `name` could not be decoded and what to do about it."""
+    head = _head(handle)
+    fmt = sniff_format(head)
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    convert = "convert it first, e.g. `ffmpeg -i IN -ar 16000 OUT.wav`"
+    if fmt is None:
+        return f"{name} is not a readable audio file (expected {READABLE_FORMATS}); {convert}"
+    if fmt.startswith("WAV"):
+        codec = _wav_codec(head)
+        what = f" (codec {codec})" if codec else ""
+        return f"{name}: unsupported sample format in {fmt} file{what}: {reason}; {convert}"
+    if fmt in {"FLAC", "OGG", "MP3", "AIFF"}:
+        return f"{name}: cannot decode this {fmt} file ({reason}); it may be damaged; {convert}"
+    return f"{name}: {fmt} is not supported (readable: {READABLE_FORMATS}); {convert}"

@@ -1,0 +1,45 @@
+"""Exceptions that the CLI turns into one line on stderr and a documented exit code.
+
+Exit codes (also in the README):
+
+* 0 success
+* 1 unexpected internal error (a bug: please report it)
+* 2 bad command-line usage (raised by Typer/Click)
+* 3 bad input data (missing, unreadable or invalid file)
+* 4 output problem (exists without ``--force``, cannot be written)
+* 5 model or download problem (missing, offline, hash mismatch)
+* 130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_OUTPUT = 4
+EXIT_MODEL = 5
+EXIT_INTERRUPTED = 130
+
+
+class DdspError(Exception):
+    """Base class for errors a user can fix; ``str(error)`` is the one-line message."""
+
+    exit_code: int = EXIT_INTERNAL
+
+
+class InputError(DdspError):
+    """An input file is missing, unreadable, empty or holds invalid data."""
+
+    exit_code = EXIT_INPUT
+
+
+class OutputError(DdspError):
+    """An output cannot be written (exists without --force, bad folder, disk full)."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class ModelError(DdspError):
+    """A model or weight file is missing, cannot be downloaded or fails verification."""
+
+    exit_code = EXIT_MODEL
