@@ -37,12 +37,16 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail on stderr.")
+    ] = False,
 ) -> None:
     """Timbre transfer with DDSP. Data goes to stdout, messages to stderr."""
     ui.set_verbosity(quiet, verbose)
@@ -78,9 +82,13 @@ def _info_table(reports: list[dict[str, object]]) -> object:
         table.add_column(column, justify="left" if column in ("file", "format") else "right")
     for r in reports:
         table.add_row(
-            str(Path(str(r["source"])).name), f"{r['format']}/{r['subtype']}",
-            str(r["sample_rate"]), str(r["channels"]), f"{r['duration_s']:.2f}",
-            f"{r['peak_dbfs']:.1f}", f"{r['loudness_db_median']:.1f}",
+            str(Path(str(r["source"])).name),
+            f"{r['format']}/{r['subtype']}",
+            str(r["sample_rate"]),
+            str(r["channels"]),
+            f"{r['duration_s']:.2f}",
+            f"{r['peak_dbfs']:.1f}",
+            f"{r['loudness_db_median']:.1f}",
         )
     return table
 

@@ -14,11 +14,10 @@ import tensorflow as tf
 TWO_PI = 2.0 * math.pi
 
 
-def tf_float32(x: tf.Tensor | np.ndarray | float) -> tf.Tensor:
-    """Cast anything array-like to a float32 tensor."""
-    if isinstance(x, tf.Tensor):
-        return tf.cast(x, tf.float32) if x.dtype != tf.float32 else x
-    return tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+def tf_float32(x: tf.Tensor | tf.Variable | np.ndarray | float) -> tf.Tensor:
+    """Cast anything array-like (tensors and variables keep their gradient) to float32."""
+    x = tf.convert_to_tensor(x)
+    return x if x.dtype == tf.float32 else tf.cast(x, tf.float32)
 
 
 def exp_sigmoid(
@@ -245,7 +244,7 @@ def harmonic_synthesis(
 
 def fft_size_for(frame_size: int, ir_size: int) -> int:
     """Smallest power of two holding a linear convolution of the two lengths."""
-    return int(2 ** math.ceil(math.log2(frame_size + ir_size - 1)))
+    return 2 ** math.ceil(math.log2(frame_size + ir_size - 1))
 
 
 def fft_convolve(
@@ -357,7 +356,10 @@ def stft(audio: tf.Tensor, frame_size: int, hop_size: int, pad_end: bool = True)
         is zero-padded (``frames = ceil(n / hop)``), else ``1 + (n - frame_size) // hop``.
     """
     return tf.signal.stft(
-        tf_float32(audio), frame_length=frame_size, frame_step=hop_size, fft_length=frame_size,
+        tf_float32(audio),
+        frame_length=frame_size,
+        frame_step=hop_size,
+        fft_length=frame_size,
         pad_end=pad_end,
     )
 

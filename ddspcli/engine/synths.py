@@ -71,8 +71,13 @@ class Harmonic(tf.Module):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Render scaled controls: ``(audio [b, n_samples], final_phase [b, 1, 1])``."""
         return dsp.harmonic_synthesis(
-            f0_hz, amplitudes, harmonic_distribution, self.n_samples, self.sample_rate,
-            self.amp_resample_method, initial_phase,
+            f0_hz,
+            amplitudes,
+            harmonic_distribution,
+            self.n_samples,
+            self.sample_rate,
+            self.amp_resample_method,
+            initial_phase,
         )
 
     def __call__(

@@ -1,0 +1,24 @@
+"""Shared fixtures. Tests never need the network, a GPU or ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+def load_reference(name: str) -> dict[str, np.ndarray]:
+    """Arrays from the official ddsp 3.7.0 library (see tests/data/README.md)."""
+    with np.load(DATA / f"ddsp370_{name}.npz") as npz:
+        return {key: npz[key] for key in npz.files}
