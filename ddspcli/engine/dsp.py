@@ -277,7 +277,7 @@ def fft_convolve(
         ir = ir[:, None, :]
     n_blocks, ir_size = int(ir.shape[1]), int(ir.shape[2])
     audio_size = int(audio.shape[1])
-    block = int(math.ceil(audio_size / n_blocks))
+    block = -(-audio_size // n_blocks)  # ceil
     blocks = tf.signal.frame(audio, block, block, pad_end=True)  # [b, t, block]
     if int(blocks.shape[1]) != n_blocks:
         raise ValueError(
