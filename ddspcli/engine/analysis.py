@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddspcli.engine import audio, dsp
+from ddspcli.engine import audio
 
 
 def level_dbfs(x: np.ndarray) -> tuple[float, float]:
@@ -25,6 +25,8 @@ def describe_audio(source: str, sample_rate: int = audio.DEFAULT_SAMPLE_RATE) ->
         ``active_fraction`` (share of frames above -60 dB).
     """
     mono, info = audio.read_audio(source, sample_rate)
+    from ddspcli.engine import dsp  # TensorFlow: imported after the input is known to be good
+
     peak, rms = level_dbfs(mono)
     frame_rate = 250 if sample_rate % 250 == 0 else 100
     loudness = dsp.compute_loudness(mono, sample_rate, frame_rate).numpy()

@@ -134,6 +134,8 @@ def write_wav(
         OutputError: `dest` exists without `force`, or cannot be written.
         InputError: `audio` holds NaN or infinite values.
     """
+    if not sf.check_format("WAV", subtype.upper()):
+        raise OutputError(f"WAV cannot hold sample format {subtype!r}; use PCM_16, PCM_24 or FLOAT")
     audio = np.asarray(audio, dtype=np.float32)
     check_finite(audio, "audio to write")
     clipped = 0

@@ -1,0 +1,89 @@
+"""The `ddsp` command as users run it: a subprocess, exit codes, stdout vs stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_audio_io import bad_inputs
+
+from ddspcli import __version__
+from ddspcli.errors import EXIT_INPUT, EXIT_USAGE
+
+
+def ddsp(*args: str, stdin: bytes | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "ddspcli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "ddsp"
+    assert script.exists(), "pip install -e . should create the ddsp console script"
+    run = subprocess.run([str(script), "--version"], capture_output=True, check=False)
+    assert run.returncode == 0 and run.stdout.decode().strip() == f"ddsp {__version__}"
+
+
+def test_help_lists_only_working_commands():
+    run = ddsp("--help")
+    assert run.returncode == 0
+    text = run.stdout.decode()
+    for option in ("--version", "--quiet", "--verbose", "--install-completion"):
+        assert option in text
+    assert "info" in text
+
+
+def test_shell_completion_script():
+    run = ddsp("--show-completion", "bash")
+    assert run.returncode == 0
+    assert "complete" in run.stdout.decode()
+
+
+def test_info_table_on_stdout_and_json(data_dir):
+    wav = str(data_dir / "speech_arctic_a0001.wav")
+    run = ddsp("info", wav)
+    assert run.returncode == 0, run.stderr
+    assert "16000" in run.stdout.decode()
+    run = ddsp("--quiet", "info", "--json", wav)
+    assert run.returncode == 0 and run.stderr == b""
+    report = json.loads(run.stdout)
+    assert report["sample_rate"] == 16000 and report["channels"] == 1
+    assert report["duration_s"] == pytest.approx(3.88, abs=0.01)
+    assert -80 < report["loudness_db_median"] < report["loudness_db_max"] < 40
+
+
+def test_info_reads_stdin(data_dir):
+    wav = (data_dir / "speech_arctic_a0001.wav").read_bytes()
+    run = ddsp("info", "--json", "-", stdin=wav)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["source"] == "<stdin>"
+    run = ddsp("info", "-", stdin=b"")
+    assert run.returncode == EXIT_INPUT
+    assert run.stderr.decode().startswith("ddsp: error: stdin is empty")
+
+
+def test_bad_input_gives_one_line_and_exit_code(tmp_path):
+    cases = bad_inputs(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for path, expected in cases:
+        run = ddsp("info", str(path), cwd=tmp_path)
+        err = run.stderr.decode()
+        assert run.returncode == EXIT_INPUT, (path, err)
+        assert err.count("\n") == 1 and err.startswith("ddsp: error: "), err
+        assert expected in err
+        assert run.stdout == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_usage_error_exit_code():
+    run = ddsp("info", "--no-such-option", "x.wav")
+    assert run.returncode == EXIT_USAGE
+    assert run.stdout == b""
