@@ -93,6 +93,121 @@ def _info_table(reports: list[dict[str, object]]) -> object:
     return table
 
 
+models_app = typer.Typer(
+    help="List, download, verify and remove pretrained models (pretrained_manifest.toml).",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+
+def _human_size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.1f} kB"
+
+
+@models_app.command("list")
+def models_list(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Table of known models: name, kind, size, whether cached (no hashing; see verify)."""
+    from ddspcli import pretrained
+
+    rows = []
+    for spec in pretrained.load_manifest().values():
+        state = "shipped" if spec.bundled_dir() else pretrained.cached_state(spec)
+        rows.append({
+            "name": spec.name, "kind": spec.kind, "version": spec.version, "size": spec.size,
+            "cached": state, "path": str(pretrained.model_dir(spec)),
+            "description": spec.description, "license": spec.license,
+        })  # fmt: skip
+    if json_out:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("name", "kind", "size", "cached", "description"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], _human_size(r["size"]), r["cached"], r["description"])
+    ui.out_console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[list[str], typer.Argument(help="Model names (see `ddsp models list`).")],
+) -> None:
+    """Download models into the cache (verified by sha256; resumable; safe to run twice)."""
+    from ddspcli import pretrained
+
+    specs = [pretrained.get_spec(name) for name in names]
+    with ui.DownloadProgress() as progress:
+        for spec in specs:
+            folder = pretrained.pull(spec, progress)
+            ui.info(f"[green]ok[/green] {spec.name} -> {folder}")
+
+
+@models_app.command("verify")
+def models_verify(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to check (default: all cached).")
+    ] = None,
+) -> None:
+    """Re-hash cached files against the manifest; exit 5 on any missing or changed file."""
+    from ddspcli import pretrained
+    from ddspcli.errors import ModelError
+
+    manifest = pretrained.load_manifest()
+    if names:
+        specs = [pretrained.get_spec(name, manifest) for name in names]
+    else:
+        specs = [s for s in manifest.values() if pretrained.cached_state(s) != "no"]
+        if not specs:
+            ui.info("no models are cached; nothing to verify")
+            return
+    failed = []
+    for spec in specs:
+        problems = pretrained.verify(spec)
+        for problem in problems:
+            ui.warn(f"{spec.name}: {problem}")
+        if problems:
+            failed.append(spec.name)
+        else:
+            ui.info(f"[green]ok[/green] {spec.name} ({len(spec.files)} files, sha256 verified)")
+    if failed:
+        raise ModelError(
+            f"verification failed for {', '.join(failed)}; run `ddsp models pull` to repair"
+        )
+
+
+@models_app.command("path")
+def models_path(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    pull: Annotated[bool, typer.Option("--pull", help="Download it first if needed.")] = False,
+) -> None:
+    """Print a model's local folder on stdout (for shell pipelines)."""
+    from ddspcli import pretrained
+
+    if pull:
+        with ui.DownloadProgress() as progress:
+            folder = pretrained.resolve(name, progress=progress)
+    else:
+        folder = pretrained.resolve(name, download=False)
+    typer.echo(str(folder))
+
+
+@models_app.command("rm")
+def models_rm(
+    names: Annotated[list[str], typer.Argument(help="Models to delete from the cache.")],
+) -> None:
+    """Delete models from the cache (shipped models cannot be removed)."""
+    from ddspcli import pretrained
+
+    for spec in [pretrained.get_spec(name) for name in names]:
+        removed = pretrained.remove(spec)
+        ui.info(f"{'removed' if removed else 'not cached:'} {spec.name}")
+
+
 def main() -> None:
     """Console-script entry point: run the app and map errors to exit codes.
 

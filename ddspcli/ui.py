@@ -48,3 +48,48 @@ def warn(message: str) -> None:
 def error(message: str) -> None:
     """The one-line error message; plain text so scripts can parse it."""
     print(f"ddsp: error: {message}", file=sys.stderr, flush=True)
+
+
+class DownloadProgress:
+    """A rich progress bar (bytes, rate, time left) on stderr; silent with ``--quiet``.
+
+    Implements `ddspcli.pretrained.Progress`. Use as a context manager.
+    """
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(),
+            console=err_console, disable=state.verbosity < NORMAL, transient=False,
+        )  # fmt: skip
+        self._task: int | None = None
+
+    def __enter__(self) -> DownloadProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, label: str, total: int) -> None:
+        self._task = self._bar.add_task(label, total=total)
+
+    def advance(self, n_bytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, n_bytes)
+
+    def finish(self) -> None:
+        self._task = None
+
+    def message(self, text: str) -> None:
+        if state.verbosity >= NORMAL:
+            self._bar.console.print(text)
