@@ -347,6 +347,8 @@ def _fetch_http(url: str, dest: Path, partial: Path, file: FileSpec, progress: P
                             raise SourceError(f"more than the expected {file.size} bytes")
                         out.write(chunk)
                         progress.advance(len(chunk))
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+        raise TransientSourceError(f"truncated: {have} of {file.size} bytes") from None
     except requests.RequestException as err:
         raise TransientSourceError(f"transfer failed ({type(err).__name__})") from None
     if have != file.size:  # the partial file stays for the next attempt to resume

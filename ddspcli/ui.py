@@ -72,15 +72,19 @@ class DownloadProgress:
             console=err_console, disable=state.verbosity < NORMAL, transient=False,
         )  # fmt: skip
         self._task: int | None = None
+        self._started = False
 
     def __enter__(self) -> DownloadProgress:
-        self._bar.start()
-        return self
+        return self  # the bar appears with the first transfer, so errors print cleanly
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._started:
+            self._bar.stop()
 
     def start(self, label: str, total: int) -> None:
+        if not self._started:
+            self._bar.start()
+            self._started = True
         self._task = self._bar.add_task(label, total=total)
 
     def advance(self, n_bytes: int) -> None:
@@ -91,5 +95,4 @@ class DownloadProgress:
         self._task = None
 
     def message(self, text: str) -> None:
-        if state.verbosity >= NORMAL:
-            self._bar.console.print(text)
+        info(text)
