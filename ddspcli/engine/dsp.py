@@ -399,6 +399,7 @@ def compute_loudness(
     n_fft: int = 512,
     range_db: float = 80.0,
     ref_db: float = 0.0,
+    center: bool = True,
 ) -> tf.Tensor:
     """A-weighted loudness in dB, one value per frame, frames centred on multiples of the hop.
 
@@ -409,6 +410,8 @@ def compute_loudness(
 
     Args:
         audio: ``[b, n]`` or ``[n]``.
+        center: pad as described; False reads the audio as already padded (for blocks):
+            ``1 + (n - n_fft) // hop`` frames.
     Returns:
         ``[b, n // hop + 1]`` (or ``[n // hop + 1]``) in dB.
     """
@@ -419,7 +422,7 @@ def compute_loudness(
     if is_1d:
         audio = audio[None, :]
     hop = sample_rate // frame_rate
-    padded = tf.pad(audio, [[0, 0], [n_fft // 2, n_fft // 2]])
+    padded = tf.pad(audio, [[0, 0], [n_fft // 2, n_fft // 2]]) if center else audio
     power = tf.abs(stft(padded, n_fft, hop, pad_end=False)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     weighting = tf.constant((10.0 ** (a_weighting_db(freqs) / 10.0)).astype(np.float32))

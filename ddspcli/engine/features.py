@@ -1,0 +1,194 @@
+"""f0, confidence and loudness for audio of any length, in bounded memory.
+
+Frames are centred on multiples of the hop (64 samples = 4 ms at 16 kHz and 250 frames/s):
+``n // 64 + 1`` frames for ``n`` samples, identical for pitch and loudness.
+
+Speed (see BENCHMARKS.md): CREPE runs on every ``k``-th frame (``pitch_hop_ms``), its decoded
+pitch is interpolated in cents (and its confidence linearly) back to every frame; frames whose
+whole CREPE window is digitally silent by loudness are not run at all. Long inputs are processed
+in blocks of frames with context on both sides so that the Viterbi path is unaffected by block
+edges.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ddspcli.engine import dsp, pitch
+
+FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
+DEFAULT_PITCH_HOP_MS = {"full": 20.0, "tiny": 4.0}
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How features are computed; stored with datasets and models so they can be recomputed."""
+
+    sample_rate: int = 16000
+    frame_rate: int = 250
+    n_fft: int = 512  # loudness STFT size
+    range_db: float = 80.0
+    ref_db: float = 0.0
+    pitch_model: str = "full"
+    pitch_hop_ms: float | None = None  # None: DEFAULT_PITCH_HOP_MS[pitch_model]
+    viterbi: bool = True
+    silence_db: float = -70.0  # skip CREPE where all loudness in its window is below this
+    block_s: float = 60.0
+    context_s: float = 1.0
+    batch_size: int = 128
+
+    @property
+    def hop(self) -> int:
+        """Samples between feature frames."""
+        return self.sample_rate // self.frame_rate
+
+    @property
+    def pitch_stride(self) -> int:
+        """Feature frames between CREPE frames."""
+        hop_ms = self.pitch_hop_ms or DEFAULT_PITCH_HOP_MS[self.pitch_model]
+        stride = hop_ms * self.frame_rate / 1000.0
+        if stride < 1 or abs(stride - round(stride)) > 1e-6:
+            frame_ms = 1000.0 / self.frame_rate
+            raise ValueError(f"pitch hop {hop_ms} ms must be a multiple of {frame_ms:g} ms")
+        return int(round(stride))
+
+    def validate(self) -> None:
+        """Raise ValueError for settings the engine cannot honour."""
+        if self.sample_rate != pitch.SAMPLE_RATE:
+            raise ValueError(f"CREPE needs {pitch.SAMPLE_RATE} Hz audio, not {self.sample_rate}")
+        if self.sample_rate % self.frame_rate:
+            raise ValueError(f"frame rate {self.frame_rate} does not divide {self.sample_rate}")
+        if self.pitch_model not in DEFAULT_PITCH_HOP_MS:
+            raise ValueError(f"pitch model must be one of {sorted(DEFAULT_PITCH_HOP_MS)}")
+        _ = self.pitch_stride
+
+    def to_dict(self) -> dict:
+        """JSON-ready, with the pitch hop resolved."""
+        return {**asdict(self), "pitch_hop_ms": self.pitch_stride * 1000.0 / self.frame_rate}
+
+
+def n_frames(n_samples: int, hop: int) -> int:
+    """Centred frames for `n_samples`: ``n // hop + 1``."""
+    return n_samples // hop + 1
+
+
+@functools.lru_cache(maxsize=4)
+def load_tracker(weights_path: str) -> pitch.Crepe:
+    """A CREPE network from a checkpoint path (cached per process)."""
+    return pitch.Crepe(pitch.load_weights(weights_path))
+
+
+def compute_loudness(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """A-weighted loudness ``[n // hop + 1]`` in dB, computed in blocks (bounded memory)."""
+    hop, n_fft = settings.hop, settings.n_fft
+    total = n_frames(len(audio), hop)
+    padded = np.pad(audio, n_fft // 2)
+    block = max(1, int(settings.block_s * settings.frame_rate))
+    out = np.empty(total, np.float32)
+    for start in range(0, total, block):
+        stop = min(total, start + block)
+        piece = padded[start * hop : (stop - 1) * hop + n_fft]
+        out[start:stop] = dsp.compute_loudness(
+            piece, settings.sample_rate, settings.frame_rate, n_fft, settings.range_db,
+            settings.ref_db, center=False,
+        ).numpy()  # fmt: skip
+    return out
+
+
+def _voiced_mask(loudness: np.ndarray, stride: int, n_coarse: int, settings: FeatureSettings):
+    """True for CREPE frames whose 1024-sample window has any loudness above silence_db."""
+    reach = pitch.FRAME_SIZE // 2 // settings.hop  # feature frames within half a CREPE window
+    loud = loudness > settings.silence_db
+    # Any loud frame within +-reach: dilate with a cumulative sum.
+    csum = np.concatenate([[0], np.cumsum(loud)])
+    centers = np.arange(n_coarse) * stride
+    lo = np.clip(centers - reach, 0, len(loud))
+    hi = np.clip(centers + reach + 1, 0, len(loud))
+    return (csum[hi] - csum[lo]) > 0
+
+
+def _activations(
+    audio: np.ndarray, tracker: pitch.Crepe, coarse: np.ndarray, hop: int, batch: int
+) -> np.ndarray:
+    """CREPE activations ``[len(coarse), 360]`` for CREPE frames at sample ``coarse * hop``."""
+    out = np.zeros((len(coarse), pitch.N_BINS), np.float32)
+    padded = np.pad(audio, pitch.FRAME_SIZE // 2)
+    for i in range(0, len(coarse), batch):
+        starts = coarse[i : i + batch] * hop
+        frames = padded[starts[:, None] + np.arange(pitch.FRAME_SIZE)[None, :]]
+        out[i : i + len(starts)] = tracker.activations(tf.constant(frames)).numpy()
+    return out
+
+
+def compute_pitch(
+    audio: np.ndarray,
+    tracker: pitch.Crepe,
+    settings: FeatureSettings,
+    loudness: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """f0 (Hz) and confidence ``[n // hop + 1]`` each, blockwise with Viterbi context.
+
+    Args:
+        audio: ``[n]`` at 16 kHz.
+        loudness: ``[n // hop + 1]`` dB, for skipping silent CREPE frames.
+        progress: called with the number of feature frames finished after each block.
+    """
+    hop, stride = settings.hop, settings.pitch_stride
+    total = n_frames(len(audio), hop)
+    n_coarse = -(-(total - 1) // stride) + 1  # the last frame has a CREPE frame at or after it
+    voiced = _voiced_mask(loudness, stride, n_coarse, settings)
+    block = max(1, int(settings.block_s * settings.frame_rate / stride))
+    context = int(np.ceil(settings.context_s * settings.frame_rate / stride))
+    cents = np.empty(n_coarse)
+    confidence = np.zeros(n_coarse, np.float32)
+    for start in range(0, n_coarse, block):
+        stop = min(n_coarse, start + block)
+        lo, hi = max(0, start - context), min(n_coarse, stop + context)
+        idx = np.arange(lo, hi)
+        act = np.zeros((hi - lo, pitch.N_BINS), np.float32)
+        on = voiced[lo:hi]
+        if on.any():
+            act[on] = _activations(audio, tracker, idx[on] * stride, hop, settings.batch_size)
+        centers = pitch.viterbi_bins(act, on) if settings.viterbi else None
+        keep = slice(start - lo, stop - lo)
+        cents[start:stop] = pitch.local_average_cents(act, centers)[keep]
+        confidence[start:stop] = act.max(axis=1)[keep]
+        if progress is not None:
+            progress(min(total, stop * stride) - min(total, start * stride))
+    fine = np.arange(total) / stride
+    coarse_pos = np.arange(n_coarse)
+    f0 = pitch.cents_to_hz(np.interp(fine, coarse_pos, cents)).astype(np.float32)
+    conf = np.interp(fine, coarse_pos, confidence).astype(np.float32)
+    return f0, conf
+
+
+def compute_features(
+    audio: np.ndarray,
+    weights_path: str | Path,
+    settings: FeatureSettings | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The feature dict for 16 kHz mono audio.
+
+    Args:
+        audio: ``[n]`` float32 at ``settings.sample_rate``.
+        weights_path: CREPE checkpoint (``.pth`` or converted ``.npz``) for the pitch model.
+        settings: defaults to `FeatureSettings()`.
+        progress: called with feature frames done (pitch is the slow part).
+    Returns:
+        ``{"f0_hz", "f0_confidence", "loudness_db"}``, float32 ``[n // hop + 1]`` each.
+    """
+    settings = settings or FeatureSettings()
+    settings.validate()
+    audio = np.asarray(audio, np.float32)
+    loudness = compute_loudness(audio, settings)
+    tracker = load_tracker(str(weights_path))
+    f0, conf = compute_pitch(audio, tracker, settings, loudness, progress)
+    return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loudness}
