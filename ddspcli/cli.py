@@ -93,6 +93,107 @@ def _info_table(reports: list[dict[str, object]]) -> object:
     return table
 
 
+def _pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
+    """Resolve ``crepe-<model>`` through the manifest (downloading if needed) to a file."""
+    from ddspcli import pretrained
+
+    spec = pretrained.get_spec(f"crepe-{model}")
+    return pretrained.pull(spec, progress) / spec.files[0].name
+
+
+@app.command("features")
+def features_command(
+    inputs: Annotated[list[str], typer.Argument(help="Audio files, folders, globs, or - (stdin).")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="File (one input; - for stdout) or folder (several)."),
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="csv, json or npz (default: from -o, csv).")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also draw a PNG (one input only).")
+    ] = None,
+    pitch_model: Annotated[str, typer.Option(help="CREPE capacity: full or tiny.")] = "full",
+    pitch_hop_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Run CREPE every N ms and interpolate (multiple of 4; default 20 for "
+            "full, 4 for tiny)."
+        ),
+    ] = None,
+    viterbi: Annotated[bool, typer.Option(help="Viterbi-smooth the pitch.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """f0 (CREPE), confidence and A-weighted loudness at 250 frames/s, as CSV, JSON or NPZ."""
+    from ddspcli.engine import audio, features, features_io
+    from ddspcli.errors import InputError, OutputError
+
+    files = audio.find_audio(inputs)
+    settings = features.FeatureSettings(pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms)
+    try:
+        settings.validate()
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    fmt = fmt or (Path(output).suffix.lstrip(".").lower() if output and output != "-" else "")
+    fmt = fmt if fmt in features_io.FORMATS else "csv" if not fmt or output is None else fmt
+    if fmt not in features_io.FORMATS:
+        raise typer.BadParameter(f"--format must be one of {features_io.FORMATS}")
+    if len(files) > 1 and (output is None or output == "-"):
+        raise OutputError("several inputs need -o FOLDER for their feature files")
+    if plot is not None and len(files) > 1:
+        raise InputError("--plot draws one input; give a single file")
+    targets = _feature_targets(files, output, fmt)
+    for target in targets.values():
+        audio.check_output(target, force=force)
+    if plot is not None:
+        audio.check_output(plot, force=force)
+    with ui.DownloadProgress() as progress:
+        weights = _pitch_weights(pitch_model, progress)
+    decoded = []
+    for name in files:
+        samples, _ = audio.read_audio(name, settings.sample_rate)
+        decoded.append((name, samples))
+    total = sum(features.n_frames(len(x), settings.hop) for _, x in decoded)
+    with ui.FrameProgress("features", total, settings.frame_rate) as bar:
+        for name, samples in decoded:
+            feats = features.compute_features(samples, weights, settings, bar.advance)
+            meta = {
+                "source": name,
+                "sample_rate": settings.sample_rate,
+                "frame_rate": settings.frame_rate,
+                "settings": settings.to_dict(),
+            }
+            features_io.write(features_io.encode(feats, fmt, meta), targets[name], force=force)
+            if plot is not None:
+                features_io.plot(
+                    samples,
+                    feats,
+                    settings.sample_rate,
+                    settings.frame_rate,
+                    plot,
+                    title=Path(name).name,
+                    force=force,
+                )
+            ui.debug(f"{name}: {len(feats['f0_hz'])} frames -> {targets[name]}")
+
+
+def _feature_targets(files: list[str], output: str | None, fmt: str) -> dict[str, str]:
+    """Where each input's features go: -o file/stdout for one input, else -o DIR/<stem>.<fmt>."""
+    if len(files) == 1 and (output is None or output == "-" or not Path(output).is_dir()):
+        return {files[0]: output or "-"}
+    folder = Path(output or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    targets, seen = {}, set()
+    for name in files:
+        stem = "stdin" if name == "-" else Path(name).stem
+        while stem in seen:
+            stem += "_"
+        seen.add(stem)
+        targets[name] = str(folder / f"{stem}.features.{fmt}")
+    return targets
+
+
 models_app = typer.Typer(
     help="List, download, verify and remove pretrained models (pretrained_manifest.toml).",
     no_args_is_help=True,

@@ -96,3 +96,31 @@ class DownloadProgress:
 
     def message(self, text: str) -> None:
         info(text)
+
+
+class FrameProgress:
+    """One rich bar over feature frames, shown as audio minutes, with ETA (stderr)."""
+
+    def __init__(self, label: str, total_frames: int, frame_rate: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.frame_rate = frame_rate
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.fields[minutes]} audio min"), TimeRemainingColumn(),
+            console=err_console, disable=state.verbosity < NORMAL,
+        )  # fmt: skip
+        self._task = self._bar.add_task(label, total=total_frames, minutes="0.0")
+
+    def __enter__(self) -> FrameProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def advance(self, frames: int) -> None:
+        """Count `frames` more feature frames as done."""
+        self._bar.advance(self._task, frames)
+        done = self._bar.tasks[0].completed / self.frame_rate / 60.0
+        self._bar.update(self._task, minutes=f"{done:.1f}")

@@ -116,7 +116,7 @@ def _decode_mono(f: sf.SoundFile, sample_rate: int, name: str) -> np.ndarray:
         return np.zeros(0, np.float32)
     audio = np.concatenate(chunks)
     if stream is not None:  # same length as a one-shot resample: round(n * ratio)
-        audio = audio[: int(round(offset * sample_rate / f.samplerate))]
+        audio = audio[: round(offset * sample_rate / f.samplerate)]
     return audio
 
 
@@ -275,3 +275,43 @@ def _decode_failure_message(name: str, handle: BinaryIO | str, err: Exception) -
     if fmt in {"FLAC", "OGG", "MP3", "AIFF"}:
         return f"{name}: cannot decode this {fmt} file ({reason}); it may be damaged; {convert}"
     return f"{name}: {fmt} is not supported (readable: {READABLE_FORMATS}); {convert}"
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+
+def find_audio(inputs: list[str]) -> list[str]:
+    """Expand files, folders (recursively, audio suffixes only, hidden entries skipped) and
+    glob patterns into a sorted, de-duplicated list of paths; ``-`` passes through.
+
+    Raises:
+        InputError: an input that is neither a file, a folder, ``-`` nor a matching pattern,
+            or a folder without audio files.
+    """
+    import glob
+
+    found: list[str] = []
+    for item in inputs:
+        if item == STDIO:
+            found.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            files = [
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]  # fmt: skip
+            if not files:
+                raise InputError(
+                    f"folder {path} holds no audio files ({', '.join(AUDIO_SUFFIXES)})"
+                )
+            found.extend(str(p) for p in files)
+        elif path.exists() or not glob.has_magic(item):
+            found.append(item)  # missing files are reported by read_audio with their name
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise InputError(f"no files match {item}")
+            found.extend(matches)
+    return list(dict.fromkeys(found))

@@ -56,7 +56,7 @@ class FeatureSettings:
         if stride < 1 or abs(stride - round(stride)) > 1e-6:
             frame_ms = 1000.0 / self.frame_rate
             raise ValueError(f"pitch hop {hop_ms} ms must be a multiple of {frame_ms:g} ms")
-        return int(round(stride))
+        return round(stride)
 
     def validate(self) -> None:
         """Raise ValueError for settings the engine cannot honour."""

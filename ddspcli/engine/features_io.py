@@ -1,0 +1,93 @@
+"""Writing feature dicts as CSV, JSON or NPZ, and plotting them (I/O at the edge)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ddspcli.engine.audio import STDIO
+from ddspcli.engine.features import FEATURE_KEYS
+from ddspcli.fsutil import atomic_path
+
+FORMATS = ("csv", "json", "npz")
+
+
+def encode(features: dict[str, np.ndarray], fmt: str, meta: dict) -> bytes:
+    """Serialise ``{f0_hz, f0_confidence, loudness_db}`` plus a ``time_s`` column.
+
+    Args:
+        features: arrays ``[frames]``.
+        fmt: ``csv`` (columns ``time_s,f0_hz,f0_confidence,loudness_db``), ``json`` (`meta` plus
+            one list per column) or ``npz`` (one array per column plus ``meta`` as JSON text).
+        meta: must hold ``frame_rate``; stored in JSON/NPZ.
+    """
+    time_s = np.arange(len(features["f0_hz"])) / float(meta["frame_rate"])
+    columns = {"time_s": time_s, **{k: features[k] for k in FEATURE_KEYS}}
+    if fmt == "csv":
+        table = np.stack([columns[k] for k in columns], axis=1)
+        buffer = io.StringIO()
+        np.savetxt(buffer, table, fmt=["%.3f", "%.3f", "%.4f", "%.3f"], delimiter=",",
+                   header=",".join(columns), comments="")  # fmt: skip
+        return buffer.getvalue().encode()
+    if fmt == "json":
+        payload = {**meta, **{k: np.round(v.astype(float), 4).tolist() for k, v in columns.items()}}
+        return (json.dumps(payload) + "\n").encode()
+    if fmt == "npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=json.dumps(meta), **{k: np.asarray(v) for k, v in columns.items()})
+        return buffer.getvalue()
+    raise ValueError(f"unknown format {fmt!r}; use one of {FORMATS}")
+
+
+def write(data: bytes, dest: str | Path, *, force: bool) -> None:
+    """Write bytes atomically to `dest`, or to stdout for ``-``."""
+    if str(dest) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_path(dest, force=force) as tmp:
+        tmp.write_bytes(data)
+
+
+def plot(
+    audio: np.ndarray,
+    features: dict[str, np.ndarray],
+    sample_rate: int,
+    frame_rate: int,
+    dest: str | Path,
+    *,
+    title: str = "",
+    force: bool = False,
+) -> None:
+    """PNG with the spectrogram, f0 (MIDI, shaded by confidence) and loudness over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    time_s = np.arange(len(features["f0_hz"])) / frame_rate
+    fig, axes = plt.subplots(
+        3, 1, figsize=(10, 7), sharex=True, height_ratios=[2, 2, 1], layout="constrained"
+    )
+    axes[0].specgram(audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", vmin=-120)
+    axes[0].set_ylabel("Hz")
+    axes[0].set_title(title)
+    with np.errstate(divide="ignore"):
+        midi = 69 + 12 * np.log2(np.maximum(features["f0_hz"], 1e-3) / 440.0)
+    conf = np.clip(features["f0_confidence"], 0, 1)
+    points = axes[1].scatter(time_s, midi, c=conf, s=2, cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(points, ax=axes.tolist(), label="f0 confidence", pad=0.01, fraction=0.03)
+    confident = midi[conf > 0.5]
+    if confident.size:
+        axes[1].set_ylim(confident.min() - 3, confident.max() + 3)
+    axes[1].set_ylabel("f0 (MIDI)")
+    axes[2].plot(time_s, features["loudness_db"], lw=0.8)
+    axes[2].set_ylabel("loudness (dB)")
+    axes[2].set_xlabel("time (s)")
+    with atomic_path(dest, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
