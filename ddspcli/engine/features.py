@@ -23,7 +23,7 @@ import tensorflow as tf
 from ddspcli.engine import dsp, pitch
 
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
-DEFAULT_PITCH_HOP_MS = {"full": 20.0, "tiny": 4.0}
+DEFAULT_PITCH_HOP_MS = {"full": 32.0, "tiny": 4.0}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class FeatureSettings:
     pitch_hop_ms: float | None = None  # None: DEFAULT_PITCH_HOP_MS[pitch_model]
     viterbi: bool = True
     silence_db: float = -70.0  # skip CREPE where all loudness in its window is below this
+    refine_cents: float | None = 50.0  # recompute skipped frames where pitch jumps more
     block_s: float = 60.0
     context_s: float = 1.0
     batch_size: int = 128
@@ -114,15 +115,19 @@ def _voiced_mask(loudness: np.ndarray, stride: int, n_coarse: int, settings: Fea
 
 
 def _activations(
-    audio: np.ndarray, tracker: pitch.Crepe, coarse: np.ndarray, hop: int, batch: int
+    padded: np.ndarray, tracker: pitch.Crepe, coarse: np.ndarray, hop: int, batch: int
 ) -> np.ndarray:
-    """CREPE activations ``[len(coarse), 360]`` for CREPE frames at sample ``coarse * hop``."""
+    """CREPE activations ``[len(coarse), 360]`` for frames centred on sample ``coarse * hop``.
+
+    `padded` is the audio with 512 zeros before it and enough zeros after the last frame.
+    """
     out = np.zeros((len(coarse), pitch.N_BINS), np.float32)
-    padded = np.pad(audio, pitch.FRAME_SIZE // 2)
+    window = np.arange(pitch.FRAME_SIZE)[None, :]
     for i in range(0, len(coarse), batch):
         starts = coarse[i : i + batch] * hop
-        frames = padded[starts[:, None] + np.arange(pitch.FRAME_SIZE)[None, :]]
-        out[i : i + len(starts)] = tracker.activations(tf.constant(frames)).numpy()
+        out[i : i + len(starts)] = tracker.activations(
+            tf.constant(padded[starts[:, None] + window])
+        ).numpy()
     return out
 
 
@@ -148,6 +153,9 @@ def compute_pitch(
     context = int(np.ceil(settings.context_s * settings.frame_rate / stride))
     cents = np.empty(n_coarse)
     confidence = np.zeros(n_coarse, np.float32)
+    half = pitch.FRAME_SIZE // 2
+    padded = np.zeros((n_coarse - 1) * stride * hop + pitch.FRAME_SIZE + len(audio), np.float32)
+    padded[half : half + len(audio)] = audio
     for start in range(0, n_coarse, block):
         stop = min(n_coarse, start + block)
         lo, hi = max(0, start - context), min(n_coarse, stop + context)
@@ -155,18 +163,71 @@ def compute_pitch(
         act = np.zeros((hi - lo, pitch.N_BINS), np.float32)
         on = voiced[lo:hi]
         if on.any():
-            act[on] = _activations(audio, tracker, idx[on] * stride, hop, settings.batch_size)
-        centers = pitch.viterbi_bins(act, on) if settings.viterbi else None
+            act[on] = _activations(padded, tracker, idx[on] * stride, hop, settings.batch_size)
+        centers = pitch.viterbi_bins(act, on, steps=stride) if settings.viterbi else None
         keep = slice(start - lo, stop - lo)
         cents[start:stop] = pitch.local_average_cents(act, centers)[keep]
         confidence[start:stop] = act.max(axis=1)[keep]
         if progress is not None:
             progress(min(total, stop * stride) - min(total, start * stride))
-    fine = np.arange(total) / stride
-    coarse_pos = np.arange(n_coarse)
-    f0 = pitch.cents_to_hz(np.interp(fine, coarse_pos, cents)).astype(np.float32)
-    conf = np.interp(fine, coarse_pos, confidence).astype(np.float32)
+    coarse_idx = np.arange(n_coarse) * stride
+    if stride > 1 and settings.refine_cents is not None:
+        coarse_idx, cents, confidence = _refine_jumps(
+            padded, tracker, settings, coarse_idx, cents, confidence, voiced
+        )
+    fine = np.arange(total)
+    f0 = pitch.cents_to_hz(np.interp(fine, coarse_idx, cents)).astype(np.float32)
+    conf = np.interp(fine, coarse_idx, confidence).astype(np.float32)
     return f0, conf
+
+
+def _refine_jumps(
+    padded: np.ndarray,
+    tracker: pitch.Crepe,
+    settings: FeatureSettings,
+    idx: np.ndarray,
+    cents: np.ndarray,
+    confidence: np.ndarray,
+    voiced: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Locate pitch jumps (note changes) between CREPE frames by bisection.
+
+    Interpolating across a jump would draw a glide where the pitch steps. For each pair of
+    neighbouring CREPE frames whose pitch differs by more than ``refine_cents`` (one of them
+    confident), the frame halfway is computed (decoded by local average around its argmax),
+    and the half that still holds the jump is split again, until the jump lies between two
+    adjacent frames: about log2(stride) extra frames per note change.
+
+    Args:
+        idx: ``[m]`` sorted feature-frame indices with known ``cents`` and ``confidence``.
+    Returns:
+        ``(idx, cents, confidence)`` with the refined frames merged in, sorted.
+    """
+    threshold = settings.refine_cents
+
+    def jumps(a: np.ndarray, b: np.ndarray, ca, cb, fa, fb) -> np.ndarray:
+        return (b - a > 1) & (np.abs(cb - ca) > threshold) & (np.maximum(fa, fb) > 0.5)
+
+    on = voiced[:-1] | voiced[1:]
+    mask = jumps(idx[:-1], idx[1:], cents[:-1], cents[1:], confidence[:-1], confidence[1:]) & on
+    a, b = idx[:-1][mask], idx[1:][mask]
+    ca, cb, fa, fb = cents[:-1][mask], cents[1:][mask], confidence[:-1][mask], confidence[1:][mask]
+    new_idx, new_cents, new_conf = [idx], [cents], [confidence]
+    while len(a):
+        mid = (a + b) // 2
+        act = _activations(padded, tracker, mid, settings.hop, settings.batch_size)
+        cm, fm = pitch.local_average_cents(act), act.max(axis=1)
+        new_idx.append(mid)
+        new_cents.append(cm)
+        new_conf.append(fm)
+        left, right = jumps(a, mid, ca, cm, fa, fm), jumps(mid, b, cm, cb, fm, fb)
+        a = np.concatenate([a[left], mid[right]])
+        b = np.concatenate([mid[left], b[right]])
+        ca, cb = np.concatenate([ca[left], cm[right]]), np.concatenate([cm[left], cb[right]])
+        fa, fb = np.concatenate([fa[left], fm[right]]), np.concatenate([fm[left], fb[right]])
+    idx, cents, confidence = (np.concatenate(x) for x in (new_idx, new_cents, new_conf))
+    order = np.argsort(idx, kind="stable")
+    return idx[order], cents[order], confidence[order]
 
 
 def compute_features(

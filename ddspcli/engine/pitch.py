@@ -10,6 +10,7 @@ max-pool) and a dense layer to 360 sigmoid outputs: pitch bins 20 cents apart fr
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 
@@ -180,17 +181,31 @@ TRANSITION = _transition()
 SELF_EMISSION = 0.1
 
 
-def viterbi_bins(activations: np.ndarray, voiced: np.ndarray | None = None) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def transition(steps: int = 1) -> np.ndarray:
+    """CREPE's transition matrix for frames `steps` hops apart: the matrix power ``T**steps``.
+
+    The published matrix allows at most 11 bins (220 cents) of movement per 4 ms hop. Running
+    CREPE every `steps` hops with the same matrix would slow note changes `steps`-fold; the
+    matrix power is the exact transition of the same chain over the longer interval.
+    """
+    return np.linalg.matrix_power(TRANSITION, steps)
+
+
+def viterbi_bins(
+    activations: np.ndarray, voiced: np.ndarray | None = None, steps: int = 1
+) -> np.ndarray:
     """Most likely bin path under CREPE's HMM (as in the reference implementation).
 
     The observation per frame is its argmax bin; the emission probability is 0.1 for the
     true bin plus 0.9/360 spread evenly, so the path follows the argmax except for short jumps
-    that the +-11-bin transition band makes unlikely. Frames where `voiced` is False (skipped
-    as silent) carry no observation: their emission is flat and the path just continues.
+    that the transition band makes unlikely. Frames where `voiced` is False (skipped as
+    silent) carry no observation: their emission is flat and the path just continues.
 
     Args:
         activations: ``[n, 360]``.
         voiced: ``[n]`` bool, default all True.
+        steps: 4 ms hops between consecutive frames (see `transition`).
     Returns:
         ``[n]`` bin indices.
     """
@@ -202,7 +217,7 @@ def viterbi_bins(activations: np.ndarray, voiced: np.ndarray | None = None) -> n
     prob[observed, np.arange(n)] += SELF_EMISSION
     if voiced is not None:
         prob[:, ~voiced] = 1.0 / N_BINS
-    return librosa.sequence.viterbi(prob, TRANSITION, p_init=np.full(N_BINS, 1.0 / N_BINS))
+    return librosa.sequence.viterbi(prob, transition(steps), p_init=np.full(N_BINS, 1.0 / N_BINS))
 
 
 def cents_to_hz(cents: np.ndarray) -> np.ndarray:
