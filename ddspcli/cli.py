@@ -135,10 +135,11 @@ def features_command(
         settings.validate()
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    fmt = fmt or (Path(output).suffix.lstrip(".").lower() if output and output != "-" else "")
-    fmt = fmt if fmt in features_io.FORMATS else "csv" if not fmt or output is None else fmt
-    if fmt not in features_io.FORMATS:
-        raise typer.BadParameter(f"--format must be one of {features_io.FORMATS}")
+    if fmt is None:
+        suffix = Path(output).suffix.lstrip(".").lower() if output and output != "-" else ""
+        fmt = suffix if suffix in features_io.FORMATS else "csv"
+    elif fmt not in features_io.FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(features_io.FORMATS)}")
     if len(files) > 1 and (output is None or output == "-"):
         raise OutputError("several inputs need -o FOLDER for their feature files")
     if plot is not None and len(files) > 1:
