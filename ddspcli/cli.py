@@ -195,6 +195,114 @@ def _feature_targets(files: list[str], output: str | None, fmt: str) -> dict[str
     return targets
 
 
+@app.command("prepare")
+def prepare_command(
+    inputs: Annotated[list[str], typer.Argument(help="Audio files, folders (recursive), globs.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to write.")],
+    example_secs: Annotated[float, typer.Option(help="Example length (s).", min=0.1)] = 4.0,
+    hop_secs: Annotated[float, typer.Option(help="Hop between examples (s).", min=0.004)] = 1.0,
+    eval_fraction: Annotated[
+        float, typer.Option(help="Share held out for evaluation (by file).", min=0.0, max=0.9)
+    ] = 0.1,
+    sample_rate: Annotated[int, typer.Option(help="Audio rate (Hz); CREPE needs 16000.")] = 16000,
+    frame_rate: Annotated[int, typer.Option(help="Feature frames per second.")] = 250,
+    pitch_model: Annotated[str, typer.Option(help="CREPE capacity: full or tiny.")] = "full",
+    pitch_hop_ms: Annotated[
+        float | None, typer.Option(help="Run CREPE every N ms (see `ddsp features`).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes (default: cores / 2).", min=1)
+    ] = None,
+    runner: Annotated[str, typer.Option(help="local or beam.")] = "local",
+    beam_options: Annotated[
+        str, typer.Option(help='Options for Beam, e.g. "--runner=DataflowRunner --project=p".')
+    ] = "",
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Exit 0 even when some inputs were skipped.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo a finished dataset.")] = False,
+) -> None:
+    """Audio -> sharded TFRecords (audio, f0_hz, f0_confidence, loudness_db) + statistics.
+
+    Interrupted runs resume: rerun the same command and finished files are not recomputed.
+    """
+    import os
+    import shlex
+
+    from ddspcli.engine import audio, features, prepare
+    from ddspcli.errors import EXIT_INPUT
+
+    if runner not in ("local", "beam"):
+        raise typer.BadParameter("--runner must be local or beam")
+    feature_settings = features.FeatureSettings(
+        sample_rate=sample_rate, frame_rate=frame_rate, pitch_model=pitch_model,
+        pitch_hop_ms=pitch_hop_ms,
+    )  # fmt: skip
+    settings = prepare.PrepareSettings(
+        example_secs, hop_secs, eval_fraction, features=feature_settings
+    )
+    try:
+        feature_settings.validate()
+        settings.samples(example_secs)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    files = [f for f in audio.find_audio(inputs) if f != "-"]
+    prepare.check_outdir(output, force)
+    with ui.DownloadProgress() as download:
+        weights = _pitch_weights(pitch_model, download)
+    workers = workers or max(1, (os.cpu_count() or 1) // 2)
+    minutes = {"done": 0.0}
+    with ui.CountProgress("features", len(files)) as bar:
+
+        def on_file(record: dict) -> None:
+            minutes["done"] += record["duration_s"] / 60.0
+            bar.advance(f"{minutes['done']:.1f} audio min")
+            if record["status"] != "ok":
+                ui.warn(f"skipped {record['path']}: {record['reason']}")
+
+        info, records = prepare.prepare(
+            files, output, str(weights), settings, runner=runner, workers=workers,
+            beam_options=shlex.split(beam_options), force=force, on_file=on_file,
+        )  # fmt: skip
+    report = _prepare_report(info, records)
+    if json_out:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_prepare_report(report)
+    if report["skipped"] and not skip_bad:
+        ui.error(
+            f"{len(report['skipped'])} of {len(records)} inputs skipped (see above); "
+            "pass --skip-bad to accept a partial dataset"
+        )
+        raise typer.Exit(EXIT_INPUT)
+
+
+def _prepare_report(info: dict, records: list) -> dict:
+    used = [r for r in records if r.status == "ok"]
+    return {
+        "output": info["splits"],
+        "files_used": len(used),
+        "skipped": [{"path": r.path, "reason": r.reason} for r in records if r.status != "ok"],
+        "minutes": round(sum(r.duration_s for r in used) / 60.0, 3),
+        "examples": {s: info["splits"][s]["examples"] for s in info["splits"]},
+        "split_by": info["split_by"],
+    }
+
+
+def _print_prepare_report(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, show_header=False)
+    table.add_row("files used", str(report["files_used"]))
+    table.add_row("files skipped", str(len(report["skipped"])))
+    table.add_row("audio minutes", f"{report['minutes']:.2f}")
+    table.add_row("train examples", str(report["examples"]["train"]))
+    table.add_row("eval examples", f"{report['examples']['eval']} (split by {report['split_by']})")
+    ui.err_console.print(table)
+
+
 models_app = typer.Typer(
     help="List, download, verify and remove pretrained models (pretrained_manifest.toml).",
     no_args_is_help=True,

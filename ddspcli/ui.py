@@ -124,3 +124,34 @@ class FrameProgress:
         self._bar.advance(self._task, frames)
         done = self._bar.tasks[0].completed / self.frame_rate / 60.0
         self._bar.update(self._task, minutes=f"{done:.1f}")
+
+
+class CountProgress:
+    """A rich bar over a count of items (files) with a free-text status and ETA (stderr)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+            console=err_console, disable=state.verbosity < NORMAL,
+        )  # fmt: skip
+        self._task = self._bar.add_task(label, total=total, status="")
+
+    def __enter__(self) -> CountProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def advance(self, status: str = "") -> None:
+        """One more item done."""
+        self._bar.update(self._task, advance=1, status=status)

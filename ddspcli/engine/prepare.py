@@ -1,0 +1,374 @@
+"""Audio files -> sharded TFRecords + statistics, resumable, locally or on Apache Beam.
+
+Two phases:
+
+1. **Features per file** (the slow part; parallel): decode, hash, compute f0/confidence/loudness
+   once over the whole file, and store them in ``OUTDIR/.cache/features/<key>.npz`` keyed by the
+   file's sha256 and the feature settings. A rerun after Ctrl-C or kill -9 finds finished files
+   there. This phase runs in-process, in a local process pool, or as a Beam pipeline.
+2. **Shards** (sequential, deterministic): files sorted by path, split train/eval by file (by
+   time with one file), cut into examples, written to temporary shard names and renamed; then
+   ``statistics.json`` and, last, ``dataset.json``. The same inputs give byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ddspcli import __version__
+from ddspcli.engine import audio, data, features
+from ddspcli.errors import DdspError, OutputError
+from ddspcli.fsutil import atomic_path
+
+CACHE_DIR = ".cache/features"
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """How a dataset is cut; stored in ``dataset.json``."""
+
+    example_secs: float = 4.0
+    hop_secs: float = 1.0
+    eval_fraction: float = 0.1
+    examples_per_shard: int = 256
+    features: features.FeatureSettings = field(default_factory=features.FeatureSettings)
+
+    def samples(self, seconds: float) -> int:
+        """Seconds -> samples, rounded to whole feature frames."""
+        hop = self.features.hop
+        return round(seconds * self.features.sample_rate / hop) * hop
+
+
+@dataclass
+class FileRecord:
+    """One input file's fate (JSON-ready through `asdict`)."""
+
+    path: str
+    status: str = "ok"  # ok | skipped
+    reason: str = ""
+    sha256: str = ""
+    duration_s: float = 0.0
+    cache: str = ""
+    split: str = ""
+    examples: int = 0
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(sha256: str, settings: features.FeatureSettings) -> str:
+    """Cache file stem: the file hash and every setting that changes the features."""
+    relevant = {k: v for k, v in settings.to_dict().items() if k not in ("block_s", "batch_size")}
+    text = json.dumps({"sha256": sha256, "features": relevant}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def features_for_file(
+    path: str, weights: str, settings: features.FeatureSettings, outdir: str
+) -> dict:
+    """Phase 1 for one file: compute (or find cached) features. Never raises for bad input.
+
+    Returns:
+        a `FileRecord` as a dict (status ``skipped`` with a reason for unusable files).
+    """
+    record = FileRecord(path=path)
+    try:
+        record.sha256 = file_sha256(path)
+        cache = Path(outdir) / CACHE_DIR / f"{cache_key(record.sha256, settings)}.npz"
+        record.cache = str(cache)
+        if cache.exists():
+            with np.load(cache) as npz:
+                record.duration_s = float(npz["duration_s"])
+            return asdict(record)
+        samples, _ = audio.read_audio(path, settings.sample_rate)
+        record.duration_s = len(samples) / settings.sample_rate
+        feats = features.compute_features(samples, weights, settings)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache, force=True) as tmp, open(tmp, "wb") as f:
+            np.savez(f, duration_s=record.duration_s, **feats)
+    except DdspError as err:
+        record.status, record.reason = "skipped", str(err)
+    except OSError as err:
+        record.status, record.reason = "skipped", f"cannot read {path}: {err.strerror or err}"
+    return asdict(record)
+
+
+def _worker_init(threads: int) -> None:
+    """Pool worker: split the cores between workers instead of oversubscribing them."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def run_features_local(
+    files: list[str],
+    weights: str,
+    settings: features.FeatureSettings,
+    outdir: str,
+    workers: int,
+    done: Callable[[dict], None],
+) -> list[dict]:
+    """Phase 1 in this process (one worker) or a spawn-context process pool."""
+    if workers <= 1:
+        results = []
+        for path in files:
+            results.append(features_for_file(path, weights, settings, outdir))
+            done(results[-1])
+        return results
+    import concurrent.futures
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+    ) as pool:
+        futures = {pool.submit(features_for_file, p, weights, settings, outdir): p for p in files}
+        by_path = {}
+        for future in concurrent.futures.as_completed(futures):
+            by_path[futures[future]] = future.result()
+            done(by_path[futures[future]])
+    return [by_path[p] for p in files]
+
+
+def run_features_beam(
+    files: list[str], weights: str, settings: features.FeatureSettings, outdir: str,
+    beam_options: list[str],
+) -> list[dict]:  # fmt: skip
+    """Phase 1 as an Apache Beam pipeline (DirectRunner by default; any runner via options).
+
+    Each element is one file path; the transform is `features_for_file`, so the cache it fills
+    is the same as local mode's (on a cluster, OUTDIR must be on storage every worker sees).
+    """
+    try:
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError:
+        raise DdspError("--runner beam needs Apache Beam: pip install 'ddspcli[beam]'") from None
+    results_path = Path(outdir) / ".cache" / "beam-results"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    options = PipelineOptions(beam_options)
+    with beam.Pipeline(options=options) as pipeline:
+        (
+            pipeline
+            | "Files" >> beam.Create(files)
+            | "Features" >> beam.Map(features_for_file, weights, settings, outdir)
+            | "Json" >> beam.Map(json.dumps)
+            | "Write" >> beam.io.WriteToText(str(results_path), shard_name_template="")
+        )
+    records = [json.loads(line) for line in results_path.read_text().splitlines() if line]
+    results_path.unlink()
+    by_path = {r["path"]: r for r in records}
+    return [by_path[p] for p in files]
+
+
+def assign_splits(records: list[FileRecord], eval_fraction: float) -> str:
+    """Choose eval files (by content hash order, until `eval_fraction` of the duration).
+
+    Returns:
+        ``file`` (records get ``train``/``eval``), or ``time`` for a single usable file (its
+        last `eval_fraction` becomes eval).
+    """
+    usable = [r for r in records if r.status == "ok"]
+    if len(usable) == 1 or eval_fraction <= 0:
+        for r in usable:
+            r.split = "train" if eval_fraction <= 0 else "time"
+        return "time" if usable and eval_fraction > 0 else "file"
+    total = sum(r.duration_s for r in usable)
+    eval_s = 0.0
+    for r in sorted(usable, key=lambda r: r.sha256):
+        if eval_s < eval_fraction * total and eval_s + r.duration_s < total:
+            r.split, eval_s = "eval", eval_s + r.duration_s
+        else:
+            r.split = "train"
+    if all(r.split == "eval" for r in usable):
+        usable[-1].split = "train"
+    return "file"
+
+
+def _file_windows(record: FileRecord, n_audio: int, feats, settings: PrepareSettings):
+    """``{split: [(start, length), ...]}`` for one file (a time split for ``time``)."""
+    n, hop = settings.samples(settings.example_secs), settings.samples(settings.hop_secs)
+    frame_hop = settings.features.hop
+    if record.split != "time":
+        return {
+            record.split: data.example_windows(n_audio, feats["loudness_db"], n, hop, frame_hop)
+        }
+    cut = settings.samples(n_audio / settings.features.sample_rate * (1 - settings.eval_fraction))
+    return {
+        "train": data.example_windows(n_audio, feats["loudness_db"], n, hop, frame_hop, 0, cut),
+        "eval": data.example_windows(n_audio, feats["loudness_db"], n, hop, frame_hop, cut),
+    }
+
+
+def _load_cached(record: FileRecord) -> dict[str, np.ndarray]:
+    with np.load(record.cache) as npz:
+        return {k: npz[k] for k in features.FEATURE_KEYS}
+
+
+class _ShardWriter:
+    """Writes examples into ``split-XXXXX-of-NNNNN.tfrecord``, each via a temporary name."""
+
+    def __init__(self, outdir: Path, split: str, total: int, per_shard: int) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.names = data.shard_names(split, max(1, math.ceil(total / per_shard))) if total else []
+        self.outdir, self.per_shard = outdir, per_shard
+        self._index, self._count, self._writer, self._tmp = -1, 0, None, None
+
+    def write(self, record: bytes) -> None:
+        if self._writer is None or self._count == self.per_shard:
+            self._roll()
+        self._writer.write(record)
+        self._count += 1
+
+    def _roll(self) -> None:
+        self.close()
+        self._index += 1
+        self._tmp = self.outdir / f".{self.names[self._index]}.tmp"
+        self._writer = self._tf.io.TFRecordWriter(str(self._tmp))
+        self._count = 0
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.outdir / self.names[self._index])
+            self._writer = None
+
+
+def write_dataset(
+    outdir: Path, records: list[FileRecord], settings: PrepareSettings, split_mode: str
+) -> dict:
+    """Phase 2: shards, ``statistics.json`` and ``dataset.json`` from cached features."""
+    usable = sorted((r for r in records if r.status == "ok"), key=lambda r: r.path)
+    plans = []
+    for record in usable:
+        feats = _load_cached(record)
+        n_audio = round(record.duration_s * settings.features.sample_rate)
+        plans.append((record, _file_windows(record, n_audio, feats, settings)))
+    totals = {s: sum(len(w.get(s, [])) for _, w in plans) for s in data.SPLITS}
+    writers = {
+        s: _ShardWriter(outdir, s, totals[s], settings.examples_per_shard) for s in data.SPLITS
+    }
+    train_feats = []
+    n_samples = settings.samples(settings.example_secs)
+    for record, windows in plans:
+        samples, _ = audio.read_audio(record.path, settings.features.sample_rate)
+        feats = _load_cached(record)
+        record.examples = sum(len(w) for w in windows.values())
+        for split, spans in windows.items():
+            for start, length in spans:
+                example = data.cut_example(
+                    samples, feats, start, length, n_samples, settings.features.hop
+                )
+                writers[split].write(data.serialize(example))
+        if "train" in windows:
+            train_feats.append(_train_part(feats, windows["train"], settings.features.hop))
+    for writer in writers.values():
+        writer.close()
+    _remove_stale_shards(outdir, {n for w in writers.values() for n in w.names})
+    statistics = data.compute_statistics(train_feats)
+    info = {
+        "format_version": data.FORMAT_VERSION,
+        "ddspcli_version": __version__,
+        "sample_rate": settings.features.sample_rate,
+        "frame_rate": settings.features.frame_rate,
+        "example_secs": settings.example_secs,
+        "hop_secs": settings.hop_secs,
+        "n_samples": n_samples,
+        "n_frames": n_samples // settings.features.hop,
+        "split_by": split_mode,
+        "settings": {**asdict(settings), "features": settings.features.to_dict()},
+        "splits": {s: {"examples": totals[s], "shards": writers[s].names} for s in data.SPLITS},
+        "files": [_provenance(r) for r in sorted(records, key=lambda r: r.path)],
+    }
+    _write_json(outdir / data.STATISTICS_JSON, statistics)
+    _write_json(outdir / data.DATASET_JSON, info)
+    return info
+
+
+def _train_part(feats: dict[str, np.ndarray], windows: list[tuple[int, int]], frame_hop: int):
+    """The feature frames the train windows cover (for statistics)."""
+    if not windows:
+        return {k: v[:0] for k, v in feats.items()}
+    stop = (windows[-1][0] + windows[-1][1]) // frame_hop
+    return {k: v[:stop] for k, v in feats.items()}
+
+
+def _provenance(record: FileRecord) -> dict:
+    keep = ("path", "status", "reason", "sha256", "duration_s", "split", "examples")
+    return {k: getattr(record, k) for k in keep if getattr(record, k) not in ("", None)}
+
+
+def _remove_stale_shards(outdir: Path, keep: set[str]) -> None:
+    for path in outdir.glob("*.tfrecord"):
+        if path.name not in keep and path.name.split("-")[0] in data.SPLITS:
+            path.unlink()
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    with atomic_path(path, force=True) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def check_outdir(outdir: Path, force: bool) -> None:
+    """A finished dataset is not overwritten without `force`; an interrupted one is resumed."""
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"{outdir} exists and is not a folder")
+    if (outdir / data.DATASET_JSON).exists() and not force:
+        raise OutputError(f"{outdir} already holds a prepared dataset; pass --force to redo it")
+    outdir.mkdir(parents=True, exist_ok=True)
+
+
+def prepare(
+    files: Iterable[str],
+    outdir: str | Path,
+    weights: str,
+    settings: PrepareSettings | None = None,
+    *,
+    runner: str = "local",
+    workers: int = 1,
+    beam_options: list[str] | None = None,
+    force: bool = False,
+    on_file: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[FileRecord]]:
+    """Run both phases. Returns ``(dataset.json contents, file records)``."""
+    settings = settings or PrepareSettings()
+    settings.features.validate()
+    outdir = Path(outdir)
+    check_outdir(outdir, force)
+    with contextlib.suppress(FileNotFoundError):
+        (outdir / data.DATASET_JSON).unlink()  # written last: its absence marks "unfinished"
+    files = list(files)
+    args = (files, str(weights), settings.features, str(outdir))
+    if runner == "beam":
+        results = run_features_beam(*args, beam_options or [])
+        for result in results:
+            (on_file or (lambda _: None))(result)
+    else:
+        results = run_features_local(*args, workers, on_file or (lambda _: None))
+    records = [FileRecord(**r) for r in results]
+    split_mode = assign_splits(records, settings.eval_fraction)
+    return write_dataset(outdir, records, settings, split_mode), records
+
+
+def with_features(settings: PrepareSettings, **changes) -> PrepareSettings:
+    """Copy of `settings` with some feature settings changed."""
+    return replace(settings, features=replace(settings.features, **changes))
