@@ -92,8 +92,14 @@ def test_shapes_counts_and_f0_read_back(prepared):
                 assert batch[key].shape[1:] == (1000,)
             count += int(batch["audio"].shape[0])
         assert count == info["splits"][split]["examples"] > 0
-    # Windows: 4 s every 1 s, the tail padded only with >= 2 s of sound.
-    expected = {"a220.wav": 4, "b330.flac": 7, "c440.wav": 2, "d_stereo44k.wav": 4, "long.wav": 597}
+    # Windows: 4 s every 1 s; the window starting after the last full one becomes a padded
+    # example only with >= 2 s of sound in it (all these tones sound throughout).
+    durations = {"a220.wav": 6.5, "b330.flac": 9.3, "c440.wav": 5.0, "d_stereo44k.wav": 7.0,
+                 "long.wav": 600.0}  # fmt: skip
+    expected = {}
+    for name, seconds in durations.items():
+        full = int(seconds - 4) + 1
+        expected[name] = full + (seconds - full >= 2)
     got = {Path(f["path"]).name: f["examples"] for f in info["files"] if f["status"] == "ok"}
     assert got == expected
     # Each file's pitch is near the truth in its examples (the long file is in there).
