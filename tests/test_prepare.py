@@ -170,3 +170,17 @@ def test_one_file_is_split_by_time(audio_folder, tmp_path):
     info = data.read_info(out)
     assert info["split_by"] == "time"
     assert info["splits"]["train"]["examples"] >= 2 and info["splits"]["eval"]["examples"] >= 1
+
+
+def test_beam_direct_runner_gives_the_same_examples_as_local(audio_folder, tmp_path):
+    pytest.importorskip("apache_beam")
+    small = tmp_path / "in"
+    small.mkdir()
+    for name in ("a220.wav", "b330.flac", "sub/c440.wav"):
+        os.symlink(audio_folder / name, small / Path(name).name)
+    local, beam = tmp_path / "local", tmp_path / "beam"
+    run_prepare("prepare", str(small), "-o", str(local), *FAST, check=True)
+    run_prepare("prepare", str(small), "-o", str(beam), *FAST, "--runner", "beam",
+                "--beam-options", "--runner=DirectRunner", check=True)  # fmt: skip
+    assert shard_digests(beam) == shard_digests(local)
+    assert (beam / data.STATISTICS_JSON).read_text() == (local / data.STATISTICS_JSON).read_text()

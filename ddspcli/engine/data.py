@@ -96,7 +96,8 @@ def serialize(example: dict[str, np.ndarray]) -> bytes:
         key: tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(value).ravel()))
         for key, value in example.items()
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)  # sorted map keys: stable bytes
 
 
 def shard_names(split: str, n_shards: int) -> list[str]:
