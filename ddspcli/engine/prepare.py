@@ -318,9 +318,12 @@ def _provenance(record: FileRecord) -> dict:
 
 
 def _remove_stale_shards(outdir: Path, keep: set[str]) -> None:
+    """Delete shards of an earlier run that this one did not write, and interrupted temps."""
     for path in outdir.glob("*.tfrecord"):
         if path.name not in keep and path.name.split("-")[0] in data.SPLITS:
             path.unlink()
+    for path in outdir.glob(".*.tfrecord.tmp"):
+        path.unlink()
 
 
 def _write_json(path: Path, payload: dict) -> None:
