@@ -28,8 +28,10 @@ demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	$(BIN)/ddsp --version
 	$(BIN)/ddsp info tests/data/speech_arctic_a0001.wav
-	$(BIN)/ddsp info --json tests/data/speech_arctic_a0001.wav > $(DEMO_OUT)/info.json
-	@echo "demo: wrote $(DEMO_OUT)/info.json"
+	$(BIN)/ddsp models pull crepe-full
+	$(BIN)/ddsp features tests/data/speech_arctic_a0001.wav --force \
+		-o $(DEMO_OUT)/speech.features.csv --plot $(DEMO_OUT)/speech.features.png
+	@echo "demo: wrote $(DEMO_OUT)/speech.features.csv and $(DEMO_OUT)/speech.features.png"
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info
