@@ -151,32 +151,38 @@ def features_command(
         audio.check_output(plot, force=force)
     with ui.DownloadProgress() as progress:
         weights = _pitch_weights(pitch_model, progress)
-    decoded = []
-    for name in files:
-        samples, _ = audio.read_audio(name, settings.sample_rate)
-        decoded.append((name, samples))
-    total = sum(features.n_frames(len(x), settings.hop) for _, x in decoded)
+    stdin = {name: audio.read_audio(name, settings.sample_rate)[0] for name in files if name == "-"}
+    total = sum(_expected_frames(name, stdin, settings) for name in files)
     with ui.FrameProgress("features", total, settings.frame_rate) as bar:
-        for name, samples in decoded:
+        for name in files:  # decoded one at a time: a folder of long files stays within memory
+            samples = (
+                stdin[name] if name in stdin else audio.read_audio(name, settings.sample_rate)[0]
+            )
             feats = features.compute_features(samples, weights, settings, bar.advance)
-            meta = {
-                "source": name,
-                "sample_rate": settings.sample_rate,
-                "frame_rate": settings.frame_rate,
-                "settings": settings.to_dict(),
-            }
+            meta = {"source": name, "sample_rate": settings.sample_rate,
+                    "frame_rate": settings.frame_rate, "settings": settings.to_dict()}  # fmt: skip
             features_io.write(features_io.encode(feats, fmt, meta), targets[name], force=force)
             if plot is not None:
-                features_io.plot(
-                    samples,
-                    feats,
-                    settings.sample_rate,
-                    settings.frame_rate,
-                    plot,
-                    title=Path(name).name,
-                    force=force,
-                )
+                features_io.plot(samples, feats, settings.sample_rate, settings.frame_rate, plot,
+                                 title=Path(name).name, force=force)  # fmt: skip
             ui.debug(f"{name}: {len(feats['f0_hz'])} frames -> {targets[name]}")
+
+
+def _expected_frames(name: str, stdin: dict, settings) -> int:
+    """Feature frames a file will give, from its header (0 when it cannot be read: the
+    decoding error is reported when its turn comes)."""
+    import soundfile as sf
+
+    from ddspcli.engine import features
+
+    if name in stdin:
+        return features.n_frames(len(stdin[name]), settings.hop)
+    try:
+        info = sf.info(name)
+    except Exception:  # any unreadable file: reported with a clear message by read_audio
+        return 0
+    samples = round(info.frames * settings.sample_rate / info.samplerate)
+    return features.n_frames(samples, settings.hop)
 
 
 def _feature_targets(files: list[str], output: str | None, fmt: str) -> dict[str, str]:
