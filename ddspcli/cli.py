@@ -263,7 +263,7 @@ def prepare_command(
 
         def on_file(record: dict) -> None:
             minutes["done"] += record["duration_s"] / 60.0
-            bar.advance(f"{minutes['done']:.1f} audio min")
+            bar.advance(1, f"{minutes['done']:.1f} audio min")
             if record["status"] != "ok":
                 ui.warn(f"skipped {record['path']}: {record['reason']}")
 

@@ -98,38 +98,10 @@ class DownloadProgress:
         info(text)
 
 
-class FrameProgress:
-    """One rich bar over feature frames, shown as audio minutes, with ETA (stderr)."""
-
-    def __init__(self, label: str, total_frames: int, frame_rate: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.frame_rate = frame_rate
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.fields[minutes]} audio min"), TimeRemainingColumn(),
-            console=err_console, disable=state.verbosity < NORMAL,
-        )  # fmt: skip
-        self._task = self._bar.add_task(label, total=total_frames, minutes="0.0")
-
-    def __enter__(self) -> FrameProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
-
-    def advance(self, frames: int) -> None:
-        """Count `frames` more feature frames as done."""
-        self._bar.advance(self._task, frames)
-        done = self._bar.tasks[0].completed / self.frame_rate / 60.0
-        self._bar.update(self._task, minutes=f"{done:.1f}")
-
-
 class CountProgress:
-    """A rich bar over a count of items (files) with a free-text status and ETA (stderr)."""
+    """A rich bar over a count (files, frames) with a free-text status and ETA (stderr)."""
 
-    def __init__(self, label: str, total: int) -> None:
+    def __init__(self, label: str, total: int, show_count: bool = True) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -138,11 +110,10 @@ class CountProgress:
             TimeRemainingColumn,
         )
 
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
-            console=err_console, disable=state.verbosity < NORMAL,
-        )  # fmt: skip
+        columns = [TextColumn("{task.description}"), BarColumn()]
+        columns += [MofNCompleteColumn()] if show_count else []
+        columns += [TextColumn("{task.fields[status]}"), TimeRemainingColumn()]
+        self._bar = Progress(*columns, console=err_console, disable=state.verbosity < NORMAL)
         self._task = self._bar.add_task(label, total=total, status="")
 
     def __enter__(self) -> CountProgress:
@@ -152,6 +123,23 @@ class CountProgress:
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def advance(self, status: str = "") -> None:
-        """One more item done."""
-        self._bar.update(self._task, advance=1, status=status)
+    def advance(self, n: int = 1, status: str | None = None) -> None:
+        """`n` more items done; optionally a new status text."""
+        self._bar.update(self._task, advance=n, **({} if status is None else {"status": status}))
+
+    @property
+    def completed(self) -> float:
+        """Items done so far."""
+        return self._bar.tasks[0].completed
+
+
+class FrameProgress(CountProgress):
+    """Progress over feature frames, shown as minutes of audio done."""
+
+    def __init__(self, label: str, total_frames: int, frame_rate: int) -> None:
+        super().__init__(label, total_frames, show_count=False)
+        self.frame_rate = frame_rate
+
+    def advance(self, n: int = 1, status: str | None = None) -> None:
+        minutes = (self.completed + n) / self.frame_rate / 60.0
+        super().advance(n, status or f"{minutes:.1f} audio min")
