@@ -29,6 +29,7 @@ CONFIGS = {
     "tiny@250": features.FeatureSettings(pitch_model="tiny", pitch_hop_ms=4),
     "full, 20 ms hop + jump refinement": features.FeatureSettings(pitch_hop_ms=20),
     "default (full, 32 ms hop + jump refinement)": features.FeatureSettings(),
+    "tiny default (16 ms hop + jump refinement)": features.FeatureSettings(pitch_model="tiny"),
 }
 
 
@@ -78,7 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="two renders only")
+    parser.add_argument("--only", default="", help="run configurations containing this text")
     args = parser.parse_args()
+    configs = {name: s for name, s in CONFIGS.items() if args.only in name}
     weights = {m: pretrained.pull(pretrained.get_spec(f"crepe-{m}")) for m in ("full", "tiny")}
     totals: dict[tuple[str, str], np.ndarray] = {}
     seconds: dict[str, float] = {}
@@ -86,7 +89,7 @@ def main() -> None:
         samples, _ = audio.read_audio(wav, 16000)
         times, truth = load_truth(f0_csv)
         keep = onset_mask(times, notes_csv)
-        for config, settings in CONFIGS.items():
+        for config, settings in configs.items():
             path = weights[settings.pitch_model] / f"{settings.pitch_model}.pth"
             start = time.perf_counter()
             feats = features.compute_features(samples, path, settings)
@@ -96,7 +99,7 @@ def main() -> None:
             print(f"  {wav.name:45s} {config:36s} RPA {counts[1] / counts[0]:.4f}", flush=True)
     print("\n| configuration | renders RPA | renders RCA | vocadito RPA | vocadito RCA | wall s |")
     print("|---|---|---|---|---|---|")
-    for config in CONFIGS:
+    for config in configs:
         cells = []
         for set_name in ("renders", "vocadito"):
             n, rpa, rca = totals[(set_name, config)]

@@ -23,7 +23,7 @@ import tensorflow as tf
 from ddspcli.engine import dsp, pitch
 
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
-DEFAULT_PITCH_HOP_MS = {"full": 32.0, "tiny": 4.0}
+DEFAULT_PITCH_HOP_MS = {"full": 32.0, "tiny": 16.0}
 
 
 @dataclass(frozen=True)
