@@ -69,7 +69,8 @@ class DownloadProgress:
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(),
-            console=err_console, disable=state.verbosity < NORMAL, transient=False,
+            console=err_console, disable=state.verbosity < NORMAL,
+            transient=not err_console.is_terminal,
         )  # fmt: skip
         self._task: int | None = None
         self._started = False
@@ -113,7 +114,10 @@ class CountProgress:
         columns = [TextColumn("{task.description}"), BarColumn()]
         columns += [MofNCompleteColumn()] if show_count else []
         columns += [TextColumn("{task.fields[status]}"), TimeRemainingColumn()]
-        self._bar = Progress(*columns, console=err_console, disable=state.verbosity < NORMAL)
+        self._bar = Progress(
+            *columns, console=err_console, disable=state.verbosity < NORMAL,
+            transient=not err_console.is_terminal,  # logs and pipes get no leftover bar line
+        )  # fmt: skip
         self._task = self._bar.add_task(label, total=total, status="")
 
     def __enter__(self) -> CountProgress:
