@@ -28,6 +28,11 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info/warnings
 
 
+def show_bars() -> bool:
+    """Progress bars only on an interactive stderr (not in logs or pipes) and without -q."""
+    return state.verbosity >= NORMAL and err_console.is_terminal
+
+
 def info(message: str) -> None:
     """Progress or status for humans (hidden by ``--quiet``)."""
     if state.verbosity >= NORMAL:
@@ -69,8 +74,7 @@ class DownloadProgress:
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(),
-            console=err_console, disable=state.verbosity < NORMAL,
-            transient=not err_console.is_terminal,
+            console=err_console, disable=not show_bars(),
         )  # fmt: skip
         self._task: int | None = None
         self._started = False
@@ -114,10 +118,7 @@ class CountProgress:
         columns = [TextColumn("{task.description}"), BarColumn()]
         columns += [MofNCompleteColumn()] if show_count else []
         columns += [TextColumn("{task.fields[status]}"), TimeRemainingColumn()]
-        self._bar = Progress(
-            *columns, console=err_console, disable=state.verbosity < NORMAL,
-            transient=not err_console.is_terminal,  # logs and pipes get no leftover bar line
-        )  # fmt: skip
+        self._bar = Progress(*columns, console=err_console, disable=not show_bars())
         self._task = self._bar.add_task(label, total=total, status="")
 
     def __enter__(self) -> CountProgress:
