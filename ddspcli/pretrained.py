@@ -16,7 +16,6 @@ Environment:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ddspcli.errors import ModelError
+from ddspcli.fsutil import sha256_of
 
 SHIPPED_MANIFEST = Path(__file__).parent / "pretrained_manifest.toml"
 KINDS = ("instrument", "pitch")
@@ -526,15 +526,6 @@ def resolve(name: str, *, download: bool = True, progress: Progress | None = Non
     if cached_state(spec) != "yes" and not download:
         raise ModelError(f"model {name} is not in the cache; run `ddsp models pull {name}`")
     return pull(spec, progress)
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(spec: ModelSpec) -> list[str]:

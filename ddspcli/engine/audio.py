@@ -101,12 +101,7 @@ def _decode_mono(f: sf.SoundFile, sample_rate: int, name: str) -> np.ndarray:
         stream = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
     chunks, offset = [], 0
     for block in f.blocks(blocksize=f.samplerate * 10, dtype="float32", always_2d=True):
-        bad = ~np.isfinite(block).all(axis=1)
-        if bad.any():
-            raise InputError(
-                f"{name} contains NaN or infinite samples (first at sample "
-                f"{offset + int(np.argmax(bad))}); re-export the audio as finite PCM or float"
-            )
+        check_finite(block, name, offset)
         offset += block.shape[0]
         mono = block.mean(axis=1, dtype=np.float32)
         chunks.append(stream.resample_chunk(mono) if stream else mono)
@@ -137,11 +132,14 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def check_finite(audio: np.ndarray, name: str) -> None:
-    """Raise `InputError` naming the first NaN or infinite sample of `audio`."""
+def check_finite(audio: np.ndarray, name: str, offset: int = 0) -> None:
+    """Raise `InputError` naming the first NaN or infinite sample of `audio`.
+
+    `offset` is the index of ``audio[0]`` in the whole file (for block-wise decoding).
+    """
     bad = ~np.isfinite(audio)
     if bad.any():
-        first = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+        first = offset + int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
         raise InputError(
             f"{name} contains NaN or infinite samples (first at sample {first}); "
             "re-export the audio as finite PCM or float"

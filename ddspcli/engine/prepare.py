@@ -27,7 +27,7 @@ import numpy as np
 from ddspcli import __version__
 from ddspcli.engine import audio, data, features
 from ddspcli.errors import DdspError, OutputError
-from ddspcli.fsutil import atomic_path
+from ddspcli.fsutil import atomic_path, sha256_of
 
 CACHE_DIR = ".cache/features"
 
@@ -62,15 +62,6 @@ class FileRecord:
     examples: int = 0
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(sha256: str, settings: features.FeatureSettings) -> str:
     """Cache file stem: the file hash and every setting that changes the features."""
     relevant = {k: v for k, v in settings.to_dict().items() if k not in ("block_s", "batch_size")}
@@ -88,7 +79,7 @@ def features_for_file(
     """
     record = FileRecord(path=path)
     try:
-        record.sha256 = file_sha256(path)
+        record.sha256 = sha256_of(path)
         cache = Path(outdir) / CACHE_DIR / f"{cache_key(record.sha256, settings)}.npz"
         record.cache = str(cache)
         if cache.exists():
@@ -262,16 +253,15 @@ def write_dataset(
     for record in usable:
         feats = _load_cached(record)
         n_audio = round(record.duration_s * settings.features.sample_rate)
-        plans.append((record, _file_windows(record, n_audio, feats, settings)))
-    totals = {s: sum(len(w.get(s, [])) for _, w in plans) for s in data.SPLITS}
+        plans.append((record, feats, _file_windows(record, n_audio, feats, settings)))
+    totals = {s: sum(len(w.get(s, [])) for _, _, w in plans) for s in data.SPLITS}
     writers = {
         s: _ShardWriter(outdir, s, totals[s], settings.examples_per_shard) for s in data.SPLITS
     }
     train_feats = []
     n_samples = settings.samples(settings.example_secs)
-    for record, windows in plans:
+    for record, feats, windows in plans:
         samples, _ = audio.read_audio(record.path, settings.features.sample_rate)
-        feats = _load_cached(record)
         record.examples = sum(len(w) for w in windows.values())
         for split, spans in windows.items():
             for start, length in spans:
