@@ -204,7 +204,9 @@ def _feature_targets(files: list[str], output: str | None, fmt: str) -> dict[str
 @app.command("prepare")
 def prepare_command(
     inputs: Annotated[list[str], typer.Argument(help="Audio files, folders (recursive), globs.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to write.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Dataset folder to write (or gs://..., s3://...).")
+    ],
     example_secs: Annotated[float, typer.Option(help="Example length (s).", min=0.1)] = 4.0,
     hop_secs: Annotated[float, typer.Option(help="Hop between examples (s).", min=0.004)] = 1.0,
     eval_fraction: Annotated[

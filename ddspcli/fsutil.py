@@ -57,9 +57,11 @@ def _umask() -> int:
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    """Hex sha256 of a file's bytes (local or remote), read in 1 MiB blocks."""
+    from ddspcli.storage import open_read
+
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_read(path) as f:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

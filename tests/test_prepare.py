@@ -179,6 +179,7 @@ def read_split(folder: Path, split: str) -> dict[str, np.ndarray]:
 
 def test_beam_and_process_pool_give_the_same_examples_as_local(audio_folder, tmp_path):
     import apache_beam  # noqa: F401  (in the test extra: a missing Beam fails, never skips)
+
     small = tmp_path / "in"
     small.mkdir()
     for name in ("a220.wav", "b330.flac", "sub/c440.wav"):
@@ -199,3 +200,37 @@ def test_beam_and_process_pool_give_the_same_examples_as_local(audio_folder, tmp
         np.testing.assert_allclose(ours["f0_confidence"], theirs["f0_confidence"], atol=1e-3)
         sure = theirs["f0_confidence"] > 0.5
         np.testing.assert_allclose(ours["f0_hz"][sure], theirs["f0_hz"][sure], rtol=1e-3)
+
+
+def test_remote_storage_through_gfile_with_beam(audio_folder, crepe_weights, tmp_path):
+    """Inputs and OUTDIR on a `tf.io.gfile` filesystem (ram://, as gs:// would be on Dataflow)."""
+    import apache_beam  # noqa: F401
+    import tensorflow as tf
+
+    from ddspcli.engine import audio
+
+    root = f"ram://ddsp-{os.getpid()}"
+    tf.io.gfile.makedirs(f"{root}/in/.hidden")
+    for name in ("a220.wav", "b330.flac"):
+        tf.io.gfile.copy(str(audio_folder / name), f"{root}/in/{name}")
+    tf.io.gfile.copy(str(audio_folder / "a220.wav"), f"{root}/in/.hidden/skip.wav")
+    files = audio.find_audio([f"{root}/in"])
+    assert files == [f"{root}/in/a220.wav", f"{root}/in/b330.flac"]
+    settings = prepare.with_features(prepare.PrepareSettings(), pitch_model="tiny",
+                                     pitch_hop_ms=32.0)  # fmt: skip
+    weights = str(crepe_weights("tiny"))
+    info, records = prepare.prepare(files, f"{root}/ds", weights, settings, runner="beam",
+                                    beam_options=["--runner=DirectRunner"])  # fmt: skip
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert tf.io.gfile.exists(f"{root}/ds/{data.DATASET_JSON}")
+    assert not tf.io.gfile.glob(f"{root}/ds/.*.tmp")
+    local_files = [str(audio_folder / "a220.wav"), str(audio_folder / "b330.flac")]
+    prepare.prepare(local_files, tmp_path / "ds", weights, settings)
+    for split in data.SPLITS:
+        if not info["splits"][split]["examples"]:
+            continue
+        remote, local = read_split(f"{root}/ds", split), read_split(tmp_path / "ds", split)
+        np.testing.assert_array_equal(remote["audio"], local["audio"])
+        np.testing.assert_allclose(remote["f0_hz"], local["f0_hz"], rtol=1e-4)
+    with pytest.raises(Exception, match="already holds"):
+        prepare.check_outdir(f"{root}/ds", force=False)

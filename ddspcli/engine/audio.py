@@ -7,6 +7,7 @@ stdin (for reading) or stdout (for writing), so commands compose in shell pipeli
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from ddspcli import storage
 from ddspcli.errors import InputError, OutputError
 from ddspcli.fsutil import atomic_path, check_writable
 
@@ -74,6 +76,9 @@ def read_audio(
             audio = _decode_mono(f, rate, name) if mono else _decode_all(f, rate, name)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise InputError(_decode_failure_message(name, handle, err)) from None
+    finally:
+        if not isinstance(handle, str):
+            handle.close()
     if audio.shape[0] == 0:
         raise InputError(f"{name} contains no audio samples; give a file with sound in it")
     return np.ascontiguousarray(audio, dtype=np.float32), info
@@ -205,6 +210,8 @@ def _open_source(source: str | Path) -> tuple[str, BinaryIO | str]:
         if not data:
             raise InputError("stdin is empty; pipe audio in, e.g. `sox in.mp3 -t wav - | ddsp ...`")
         return "<stdin>", io.BytesIO(data)
+    if storage.is_remote(source):
+        return _open_remote(str(source))
     path = Path(source)
     if not path.exists():
         raise InputError(f"no such file: {path}")
@@ -213,6 +220,17 @@ def _open_source(source: str | Path) -> tuple[str, BinaryIO | str]:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes); give an audio file")
     return str(path), str(path)
+
+
+def _open_remote(url: str) -> tuple[str, BinaryIO]:
+    """A seekable handle on a remote file (``gs://`` etc., through `tf.io.gfile`)."""
+    if not storage.exists(url):
+        raise InputError(f"no such file: {url}")
+    if storage.isdir(url):
+        raise InputError(f"{url} is a directory; give an audio file")
+    if storage.size(url) == 0:
+        raise InputError(f"{url} is empty (0 bytes); give an audio file")
+    return url, storage.open_read(url)
 
 
 def _head(handle: BinaryIO | str, n: int = 64) -> bytes:
@@ -278,6 +296,10 @@ def _decode_failure_message(name: str, handle: BinaryIO | str, err: Exception) -
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 
+def _has_audio_suffix(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in AUDIO_SUFFIXES
+
+
 def find_audio(inputs: list[str]) -> list[str]:
     """Expand files, folders (recursively, audio suffixes only, hidden entries skipped) and
     glob patterns into a sorted, de-duplicated list of paths; ``-`` passes through.
@@ -293,22 +315,17 @@ def find_audio(inputs: list[str]) -> list[str]:
         if item == STDIO:
             found.append(item)
             continue
-        path = Path(item)
-        if path.is_dir():
-            files = [
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            ]  # fmt: skip
+        if storage.isdir(item):
+            files = [p for p in storage.walk_files(item) if _has_audio_suffix(p)]
             if not files:
                 raise InputError(
-                    f"folder {path} holds no audio files ({', '.join(AUDIO_SUFFIXES)})"
+                    f"folder {item} holds no audio files ({', '.join(AUDIO_SUFFIXES)})"
                 )
-            found.extend(str(p) for p in files)
-        elif path.exists() or not glob.has_magic(item):
+            found.extend(files)
+        elif not glob.has_magic(item) or storage.exists(item):
             found.append(item)  # missing files are reported by read_audio with their name
         else:
-            matches = sorted(glob.glob(item, recursive=True))
+            matches = storage.glob(item)
             if not matches:
                 raise InputError(f"no files match {item}")
             found.extend(matches)

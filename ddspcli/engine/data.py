@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ddspcli import storage
 from ddspcli.engine.features import FEATURE_KEYS
 from ddspcli.errors import InputError
 
@@ -173,14 +174,14 @@ def compute_statistics(per_file: list[dict[str, np.ndarray]], n_quantiles: int =
 
 def read_info(folder: str | Path) -> dict:
     """``dataset.json`` of a prepared folder, checked for the fields the reader needs."""
-    path = Path(folder) / DATASET_JSON
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
+    path = storage.join(folder, DATASET_JSON)
+    if not storage.exists(path):
         raise InputError(
             f"{folder} is not a prepared dataset (no {DATASET_JSON}); run `ddsp prepare`"
-        ) from None
-    except json.JSONDecodeError as err:
+        )
+    try:
+        info = json.loads(storage.read_text(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path} is damaged: {err}") from None
     for key in ("n_samples", "n_frames", "splits"):
         if key not in info:
@@ -210,7 +211,8 @@ def make_dataset(
         batches of ``{"audio": [b, n_samples], "f0_hz": [b, n_frames], ...}``.
     """
     info = read_info(folder)
-    shards = [str(Path(folder) / name) for name in info["splits"].get(split, {}).get("shards", [])]
+    names = info["splits"].get(split, {}).get("shards", [])
+    shards = [storage.join(folder, name) for name in names]
     if not shards:
         raise InputError(f"{folder} has no '{split}' examples")
     ds = tf.data.TFRecordDataset(shards)

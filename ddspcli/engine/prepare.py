@@ -13,8 +13,8 @@ Two phases:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import __version__
+from ddspcli import __version__, storage
 from ddspcli.engine import audio, data, features
 from ddspcli.errors import DdspError, OutputError
-from ddspcli.fsutil import atomic_path, sha256_of
+from ddspcli.fsutil import sha256_of
 
 CACHE_DIR = ".cache/features"
+RECORDS_DIR = ".cache/records"
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,20 @@ def features_for_file(
     record = FileRecord(path=path)
     try:
         record.sha256 = sha256_of(path)
-        cache = Path(outdir) / CACHE_DIR / f"{cache_key(record.sha256, settings)}.npz"
-        record.cache = str(cache)
-        if cache.exists():
-            with np.load(cache) as npz:
+        cache = storage.join(outdir, CACHE_DIR, f"{cache_key(record.sha256, settings)}.npz")
+        record.cache = cache
+        if storage.exists(cache):
+            with storage.open_read(cache) as f, np.load(f) as npz:
                 record.duration_s = float(npz["duration_s"])
             return asdict(record)
         samples, _ = audio.read_audio(path, settings.sample_rate)
         record.duration_s = len(samples) / settings.sample_rate
         feats = features.compute_features(samples, weights, settings)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache, force=True) as tmp, open(tmp, "wb") as f:
-            np.savez(f, duration_s=record.duration_s, **feats)
+        storage.makedirs(storage.join(outdir, CACHE_DIR))
+        buffer = io.BytesIO()  # object stores cannot tell() on a file being written
+        np.savez(buffer, duration_s=record.duration_s, **feats)
+        with storage.atomic_write(cache) as f:
+            f.write(buffer.getvalue())
     except DdspError as err:
         record.status, record.reason = "skipped", str(err)
     except OSError as err:
@@ -145,28 +148,38 @@ def run_features_beam(
     """Phase 1 as an Apache Beam pipeline (DirectRunner by default; any runner via options).
 
     Each element is one file path; the transform is `features_for_file`, so the cache it fills
-    is the same as local mode's (on a cluster, OUTDIR must be on storage every worker sees).
+    is the same as local mode's. On a cluster, OUTDIR (and the inputs) must be on storage every
+    worker sees, e.g. ``gs://bucket/data``; each worker leaves its file's record in
+    ``OUTDIR/.cache/records/`` for the driver.
     """
     try:
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError:
         raise DdspError("--runner beam needs Apache Beam: pip install 'ddspcli[beam]'") from None
-    results_path = Path(outdir) / ".cache" / "beam-results"
-    results_path.parent.mkdir(parents=True, exist_ok=True)
     options = PipelineOptions(beam_options)
     with beam.Pipeline(options=options) as pipeline:
         (
             pipeline
             | "Files" >> beam.Create(files)
-            | "Features" >> beam.Map(features_for_file, weights, settings, outdir)
-            | "Json" >> beam.Map(json.dumps)
-            | "Write" >> beam.io.WriteToText(str(results_path), shard_name_template="")
+            | "Features" >> beam.Map(_features_to_record_file, weights, settings, outdir)
         )
-    records = [json.loads(line) for line in results_path.read_text().splitlines() if line]
-    results_path.unlink()
-    by_path = {r["path"]: r for r in records}
-    return [by_path[p] for p in files]
+    return [json.loads(storage.read_text(_record_path(outdir, p))) for p in files]
+
+
+def _record_path(outdir: str, path: str) -> str:
+    """Where a Beam worker leaves one file's record for the driver to read."""
+    key = hashlib.sha256(path.encode()).hexdigest()[:32]
+    return storage.join(outdir, RECORDS_DIR, f"{key}.json")
+
+
+def _features_to_record_file(
+    path: str, weights: str, settings: features.FeatureSettings, outdir: str
+) -> None:
+    """Beam transform: `features_for_file`, its record written beside the cache (any storage)."""
+    record = features_for_file(path, weights, settings, outdir)
+    storage.makedirs(storage.join(outdir, RECORDS_DIR))
+    storage.write_text(_record_path(outdir, path), json.dumps(record))
 
 
 def assign_splits(records: list[FileRecord], eval_fraction: float) -> str:
@@ -209,14 +222,14 @@ def _file_windows(record: FileRecord, n_audio: int, feats, settings: PrepareSett
 
 
 def _load_cached(record: FileRecord) -> dict[str, np.ndarray]:
-    with np.load(record.cache) as npz:
+    with storage.open_read(record.cache) as f, np.load(f) as npz:
         return {k: npz[k] for k in features.FEATURE_KEYS}
 
 
 class _ShardWriter:
     """Writes examples into ``split-XXXXX-of-NNNNN.tfrecord``, each via a temporary name."""
 
-    def __init__(self, outdir: Path, split: str, total: int, per_shard: int) -> None:
+    def __init__(self, outdir: str, split: str, total: int, per_shard: int) -> None:
         import tensorflow as tf
 
         self._tf = tf
@@ -233,19 +246,19 @@ class _ShardWriter:
     def _roll(self) -> None:
         self.close()
         self._index += 1
-        self._tmp = self.outdir / f".{self.names[self._index]}.tmp"
-        self._writer = self._tf.io.TFRecordWriter(str(self._tmp))
+        self._tmp = storage.temporary_name(storage.join(self.outdir, self.names[self._index]))
+        self._writer = self._tf.io.TFRecordWriter(self._tmp)
         self._count = 0
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            os.replace(self._tmp, self.outdir / self.names[self._index])
+            storage.rename(self._tmp, storage.join(self.outdir, self.names[self._index]))
             self._writer = None
 
 
 def write_dataset(
-    outdir: Path, records: list[FileRecord], settings: PrepareSettings, split_mode: str
+    outdir: str, records: list[FileRecord], settings: PrepareSettings, split_mode: str
 ) -> dict:
     """Phase 2: shards, ``statistics.json`` and ``dataset.json`` from cached features."""
     usable = sorted((r for r in records if r.status == "ok"), key=lambda r: r.path)
@@ -289,8 +302,8 @@ def write_dataset(
         "splits": {s: {"examples": totals[s], "shards": writers[s].names} for s in data.SPLITS},
         "files": [_provenance(r) for r in sorted(records, key=lambda r: r.path)],
     }
-    _write_json(outdir / data.STATISTICS_JSON, statistics)
-    _write_json(outdir / data.DATASET_JSON, info)
+    _write_json(storage.join(outdir, data.STATISTICS_JSON), statistics)
+    _write_json(storage.join(outdir, data.DATASET_JSON), info)
     return info
 
 
@@ -307,27 +320,30 @@ def _provenance(record: FileRecord) -> dict:
     return {k: getattr(record, k) for k in keep if getattr(record, k) not in ("", None)}
 
 
-def _remove_stale_shards(outdir: Path, keep: set[str]) -> None:
+def _remove_stale_shards(outdir: str, keep: set[str]) -> None:
     """Delete shards of an earlier run that this one did not write, and interrupted temps."""
-    for path in outdir.glob("*.tfrecord"):
-        if path.name not in keep and path.name.split("-")[0] in data.SPLITS:
-            path.unlink()
-    for path in outdir.glob(".*.tfrecord.tmp"):
-        path.unlink()
+    for path in storage.glob(storage.join(outdir, "*.tfrecord")):
+        name = storage.basename(path)
+        if name not in keep and name.split("-")[0] in data.SPLITS:
+            storage.remove(path)
+    for path in storage.glob(storage.join(outdir, ".*.tfrecord.*.tmp")):
+        storage.remove(path)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    with atomic_path(path, force=True) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+def _write_json(path: str, payload: dict) -> None:
+    storage.write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
-def check_outdir(outdir: Path, force: bool) -> None:
+def check_outdir(outdir: str | Path, force: bool) -> None:
     """A finished dataset is not overwritten without `force`; an interrupted one is resumed."""
-    if outdir.exists() and not outdir.is_dir():
+    if storage.exists(outdir) and not storage.isdir(outdir):
         raise OutputError(f"{outdir} exists and is not a folder")
-    if (outdir / data.DATASET_JSON).exists() and not force:
+    if storage.exists(storage.join(outdir, data.DATASET_JSON)) and not force:
         raise OutputError(f"{outdir} already holds a prepared dataset; pass --force to redo it")
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        storage.makedirs(outdir)
+    except OSError as err:
+        raise OutputError(f"cannot create {outdir}: {err.strerror or err}") from None
 
 
 def prepare(
@@ -345,12 +361,11 @@ def prepare(
     """Run both phases. Returns ``(dataset.json contents, file records)``."""
     settings = settings or PrepareSettings()
     settings.features.validate()
-    outdir = Path(outdir)
+    outdir = os.fspath(outdir)
     check_outdir(outdir, force)
-    with contextlib.suppress(FileNotFoundError):
-        (outdir / data.DATASET_JSON).unlink()  # written last: its absence marks "unfinished"
+    storage.remove(storage.join(outdir, data.DATASET_JSON))  # written last: absent = unfinished
     files = list(files)
-    args = (files, str(weights), settings.features, str(outdir))
+    args = (files, str(weights), settings.features, outdir)
     if runner == "beam":
         results = run_features_beam(*args, beam_options or [])
         for result in results:
