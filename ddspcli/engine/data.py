@@ -204,8 +204,12 @@ def make_dataset(
     repeat: bool = True,
     seed: int | None = None,
     shuffle_buffer: int = 1000,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """``tf.data`` pipeline over a prepared split: parse, shuffle, repeat, batch, prefetch.
+
+    With a `seed`, the order is a pure function of the seed, so a resumed run that skips the
+    `skip` examples it already used continues the exact sequence.
 
     Returns:
         batches of ``{"audio": [b, n_samples], "f0_hz": [b, n_frames], ...}``.
@@ -223,4 +227,6 @@ def make_dataset(
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip:
+        ds = ds.skip(skip)  # resume: the same seeded order, continued where it stopped
     return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

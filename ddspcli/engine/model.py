@@ -1,0 +1,238 @@
+"""The DDSP autoencoder: preprocessor, (optional z encoder), RNN+MLP decoder, synth graph.
+
+Features in (the engine's dict: ``f0_hz``, ``loudness_db`` ``[b, t]``, plus ``audio`` ``[b, n]``
+for the z encoder), audio out. Every hyperparameter is a gin binding on `Autoencoder`; the
+variants in ``ddspcli/configs/*.gin`` set them. A model directory holds ``model.json``,
+``config.gin``, ``statistics.json`` and a checkpoint; `load_model_dir` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gin
+import tensorflow as tf
+
+from ddspcli import storage
+from ddspcli.engine import dsp, nn, synths
+
+F0_RANGE = 127.0  # MIDI notes
+LD_RANGE = 80.0  # dB
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+VARIANTS = ("harmonic", "harmonic+noise", "harmonic+noise+reverb", "tiny")
+DEFAULT_VARIANT = "harmonic+noise+reverb"
+
+
+def preprocess(f0_hz: tf.Tensor, loudness_db: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Network inputs: ``f0_scaled = midi(f0) / 127`` and ``ld_scaled = loudness / 80 + 1``.
+
+    Args:
+        f0_hz, loudness_db: ``[b, t]`` (Hz, dB).
+    Returns:
+        two ``[b, t, 1]`` tensors, roughly in [0, 1].
+    """
+    f0 = dsp.hz_to_midi(dsp.tf_float32(f0_hz)) / F0_RANGE
+    ld = dsp.tf_float32(loudness_db) / LD_RANGE + 1.0
+    return f0[..., None], ld[..., None]
+
+
+class ZEncoder(tf.Module):
+    """Audio -> MFCC (30 of 128 mel bands, FFT 1024, hop 256) -> layer norm -> GRU -> z."""
+
+    def __init__(self, z_dims: int, units: int, sample_rate: int, rng: tf.random.Generator):
+        super().__init__(name="z_encoder")
+        self.sample_rate = sample_rate
+        self.norm = nn.LayerNorm(30)
+        self.rnn = nn.GRU(30, units, rng)
+        self.out = nn.Dense(units, z_dims, rng)
+
+    def __call__(self, audio: tf.Tensor, n_frames: int) -> tf.Tensor:
+        """``[b, n]`` audio -> ``[b, n_frames, z_dims]``."""
+        spec = tf.abs(tf.signal.stft(audio, 1024, 256, pad_end=True))
+        mel = tf.tensordot(
+            spec,
+            tf.signal.linear_to_mel_weight_matrix(128, 513, self.sample_rate, 20.0, 8000.0),
+            1,
+        )
+        mfcc = tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))[..., :30]
+        z = self.out(self.rnn(self.norm(mfcc))[0])
+        return dsp.resample_linear(z, n_frames)
+
+
+@gin.configurable
+class Autoencoder(tf.Module):
+    """Features -> controls -> harmonic (+ filtered noise) (+ trainable reverb) audio.
+
+    Args:
+        sample_rate: Hz. frame_rate: feature frames per second (``hop = sample_rate/frame_rate``).
+        rnn_units: GRU width. mlp_units, mlp_layers: width and depth of each MLP stack
+            (``mlp_layers = 0``: no stacks, the raw inputs feed the GRU).
+        n_harmonics, n_noise_bands: synth sizes (``n_noise_bands = 0``: no noise).
+        reverb_length: samples of the trainable impulse response (0: no reverb).
+        z_dims: latent size of the MFCC encoder (0: no encoder).
+        seed: initial weights.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        frame_rate: int = 250,
+        rnn_units: int = 512,
+        mlp_units: int = 512,
+        mlp_layers: int = 3,
+        n_harmonics: int = 60,
+        n_noise_bands: int = 65,
+        reverb_length: int = 48000,
+        z_dims: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(name="autoencoder")
+        if sample_rate % frame_rate:
+            raise ValueError(f"sample_rate {sample_rate} is not a multiple of {frame_rate}")
+        self.sample_rate, self.frame_rate = sample_rate, frame_rate
+        self.hop = sample_rate // frame_rate
+        self.n_harmonics, self.n_noise_bands, self.z_dims = n_harmonics, n_noise_bands, z_dims
+        rng = tf.random.Generator.from_seed(seed)
+        self.encoder = ZEncoder(z_dims, rnn_units, sample_rate, rng) if z_dims else None
+        names = ["f0", "ld"] + (["z"] if z_dims else [])
+        sizes = {"f0": 1, "ld": 1, "z": z_dims}
+        self.stacks = [nn.MLP(sizes[k], mlp_units, mlp_layers, rng, name=k) for k in names]
+        stack_out = sum(mlp_units if mlp_layers else sizes[k] for k in names)
+        self.rnn = nn.GRU(stack_out, rnn_units, rng)
+        self.out_stack = nn.MLP(stack_out + rnn_units, mlp_units, mlp_layers, rng, name="out")
+        out_in = mlp_units if mlp_layers else stack_out + rnn_units
+        self.dense_out = nn.Dense(out_in, 1 + n_harmonics + n_noise_bands, rng, name="controls")
+        self.harmonic = synths.Harmonic(sample_rate=sample_rate)
+        self.noise = synths.FilteredNoise() if n_noise_bands else None
+        self.reverb = synths.Reverb(reverb_length) if reverb_length else None
+
+    def decode(
+        self, features: dict[str, tf.Tensor], state: tf.Tensor | None = None
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Features -> raw controls ``{amplitudes [b,t,1], harmonic_distribution [b,t,k],
+        noise_magnitudes [b,t,m]}`` and the GRU's final state ``[b, rnn_units]``."""
+        f0, ld = preprocess(features["f0_hz"], features["loudness_db"])
+        inputs = [f0, ld] + ([features["z"]] if self.z_dims else [])
+        stacked = [stack(x) for stack, x in zip(self.stacks, inputs, strict=True)]
+        hidden, state = self.rnn(tf.concat(stacked, axis=-1), state)
+        raw = self.dense_out(self.out_stack(tf.concat([*stacked, hidden], axis=-1)))
+        k = self.n_harmonics
+        controls = {"amplitudes": raw[..., :1], "harmonic_distribution": raw[..., 1 : 1 + k]}
+        controls["noise_magnitudes"] = raw[..., 1 + k :]
+        return controls, state
+
+    def __call__(
+        self,
+        features: dict[str, tf.Tensor],
+        noise_seed: tf.Tensor | None = None,
+        state: dict[str, tf.Tensor] | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """Resynthesize.
+
+        Args:
+            features: ``f0_hz``, ``loudness_db`` ``[b, t]``; ``audio`` ``[b, t * hop]`` when the
+                model has a z encoder (or a precomputed ``z`` ``[b, t, z_dims]``).
+            noise_seed: ``[2]`` int seed of the noise (stateless, so runs are repeatable).
+            state: ``{"rnn": [b, units], "phase": [b, 1, 1]}`` carried from a previous block.
+        Returns:
+            ``audio`` ``[b, t * hop]`` and its parts ``harmonic``, ``noise``, ``dry``, plus
+            ``state`` for the next block.
+        """
+        state = state or {}
+        f0_hz = dsp.tf_float32(features["f0_hz"])
+        n_frames = int(f0_hz.shape[1])
+        n_samples = n_frames * self.hop
+        features = dict(features)
+        if self.encoder is not None and "z" not in features:
+            features["z"] = self.encoder(dsp.tf_float32(features["audio"]), n_frames)
+        raw, rnn_state = self.decode(features, state.get("rnn"))
+        controls = self.harmonic.get_controls(
+            raw["amplitudes"], raw["harmonic_distribution"], f0_hz[..., None]
+        )
+        harmonic, phase = dsp.harmonic_synthesis(
+            controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
+            n_samples, self.sample_rate, initial_phase=state.get("phase"),
+        )  # fmt: skip
+        out = {"harmonic": harmonic}
+        dry = harmonic
+        if self.noise is not None:
+            seed = tf.constant([0, 0], tf.int32) if noise_seed is None else noise_seed
+            white = tf.random.stateless_uniform(tf.shape(harmonic), seed, -1.0, 1.0)
+            magnitudes = self.noise.get_controls(raw["noise_magnitudes"])["magnitudes"]
+            out["noise"] = self.noise.get_signal(magnitudes, white)
+            dry = dry + out["noise"]
+        out["dry"] = dry
+        out["audio"] = self.reverb(dry) if self.reverb is not None else dry
+        out["state"] = {"rnn": rnn_state, "phase": phase}
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and model directories.
+
+MODEL_JSON = "model.json"
+CONFIG_GIN = "config.gin"
+
+
+def variant_file(variant: str) -> Path:
+    """The gin file of a named variant."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return CONFIG_DIR / f"{variant}.gin"
+
+
+def config_text(variant: str, gin_files: list[str], gin_params: list[str], z: bool) -> str:
+    """One gin text: the variant, extra files, ``--z``, then parameter overrides in order."""
+    parts = [variant_file(variant).read_text()]
+    parts += [Path(f).read_text() for f in gin_files]
+    if z:
+        parts.append("Autoencoder.z_dims = 16")
+    parts += gin_params
+    return "\n".join(parts) + "\n"
+
+
+def build_model(config: str, **overrides: object) -> Autoencoder:
+    """Parse a gin text (clearing earlier bindings) and build the model."""
+    gin.clear_config()
+    gin.parse_config(config)
+    return Autoencoder(**overrides)
+
+
+@dataclass
+class LoadedModel:
+    """A model directory, rebuilt: the module and the JSON next to it."""
+
+    model: Autoencoder
+    info: dict
+    statistics: dict
+    path: str
+
+
+def load_model_dir(path: str) -> LoadedModel:
+    """Rebuild the model of a directory written by `ddsp fit` and restore its weights."""
+    from ddspcli.errors import ModelError
+
+    info_path = storage.join(path, MODEL_JSON)
+    if not storage.exists(info_path):
+        raise ModelError(f"{path} is not a model directory (no {MODEL_JSON})")
+    try:
+        info = json.loads(storage.read_text(info_path))
+        config = storage.read_text(storage.join(path, CONFIG_GIN))
+        model = build_model(config)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(f"{path}: cannot read the model description: {err}") from None
+    stats_path = storage.join(path, "statistics.json")
+    statistics = json.loads(storage.read_text(stats_path)) if storage.exists(stats_path) else {}
+    prefix = storage.join(path, info["checkpoint"])
+    try:
+        tf.train.Checkpoint(model=model).read(
+            prefix
+        ).assert_existing_objects_matched().expect_partial()
+    except (tf.errors.OpError, ValueError, AssertionError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelError(
+            f"{path}: checkpoint {info['checkpoint']} is unreadable: {message}"
+        ) from None
+    return LoadedModel(model, info, statistics, path)

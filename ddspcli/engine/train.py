@@ -1,0 +1,521 @@
+"""Training: compiled step, Adam with decay and clipping, eval, checkpoints, resume, summaries.
+
+A run folder is also a model directory (see `model.load_model_dir`)::
+
+    RUN/model.json  config.gin  statistics.json  train.json  state.json
+    RUN/checkpoints/ckpt-00000500/ckpt.index ...   (model + optimizer + step)
+    RUN/logs/train, RUN/logs/eval                   (TensorBoard)
+
+Checkpoints are written into a temporary folder, renamed into place, and only then named in
+``state.json`` (itself replaced atomically), so a kill at any moment leaves the previous
+checkpoint loadable. The data order is a pure function of the seed, so resuming restores the
+step, the optimizer state and the data position exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ddspcli import __version__, storage
+from ddspcli.engine import data, losses, nn
+from ddspcli.engine import model as model_lib
+from ddspcli.errors import DdspError, InputError, OutputError
+
+STATE_JSON = "state.json"
+TRAIN_JSON = "train.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and bookkeeping; stored in ``train.json`` and reused on resume."""
+
+    steps: int = 30000
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    decay_steps: int = 10000
+    decay_rate: float = 0.98
+    clip_norm: float = 3.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep: int = 3
+    eval_batches: int = 0  # 0: the whole eval split
+    summary_every: int = 50
+    stop_loss: float | None = None  # stop once the eval loss is at or below this
+    patience: int | None = None  # stop after this many evals without improvement
+    jit: bool = False
+    strategy: str = "auto"
+    shuffle_buffer: int = 1000
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainSettings:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------------
+# Distribution strategies.
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``auto`` (mirrored over GPUs when there are several), ``default``, ``mirrored``,
+    ``multiworker`` (cluster from ``TF_CONFIG``)."""
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise InputError("--strategy multiworker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise InputError(f"unknown strategy {name!r}; use auto, default, mirrored or multiworker")
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders.
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    storage.write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@dataclass
+class RunFolder:
+    """Paths and bookkeeping of ``RUN/``."""
+
+    path: Path
+
+    @property
+    def state(self) -> dict:
+        state_path = self.path / STATE_JSON
+        return _read_json(state_path) if state_path.exists() else {}
+
+    def exists(self) -> bool:
+        return (self.path / STATE_JSON).exists() or (self.path / TRAIN_JSON).exists()
+
+    def latest_prefix(self) -> str | None:
+        latest = self.state.get("latest")
+        return str(self.path / CHECKPOINTS / latest / "ckpt") if latest else None
+
+    def save(self, checkpoint: tf.train.Checkpoint, step: int, eval_loss: float | None,
+             keep: int, model_info: dict) -> str:  # fmt: skip
+        """Write checkpoint ``ckpt-<step>`` atomically; update ``state.json`` and ``model.json``."""
+        name = f"ckpt-{step:08d}"
+        folder = self.path / CHECKPOINTS
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        checkpoint.write(str(tmp / "ckpt"))
+        final = folder / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        state = self.state
+        kept = [k for k in state.get("kept", []) if k != name] + [name]
+        best = state.get("best")
+        if eval_loss is not None and (best is None or eval_loss < best["eval_loss"]):
+            best = {"name": name, "step": step, "eval_loss": eval_loss}
+        state.update(latest=name, step=step, kept=kept[-keep:], best=best)
+        _write_json(self.path / STATE_JSON, state)
+        chosen = best["name"] if best else name
+        info = {**model_info, "checkpoint": f"{CHECKPOINTS}/{chosen}/ckpt", "steps": step}
+        _write_json(self.path / model_lib.MODEL_JSON, info)
+        self.prune(state)
+        return name
+
+    def prune(self, state: dict) -> None:
+        """Remove checkpoints not kept (the last K and the best) and interrupted temporaries."""
+        keep = set(state.get("kept", []))
+        if state.get("best"):
+            keep.add(state["best"]["name"])
+        folder = self.path / CHECKPOINTS
+        for entry in folder.iterdir() if folder.exists() else []:
+            if entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def check_dataset(info: dict, sample_rate: int, frame_rate: int, source: str) -> None:
+    """Refuse a dataset whose rates differ from the model's."""
+    for key, want in (("sample_rate", sample_rate), ("frame_rate", frame_rate)):
+        if int(info.get(key, -1)) != int(want):
+            raise InputError(
+                f"dataset {key} is {info.get(key)} but {source} uses {want}; prepare the data "
+                f"with --{key.replace('_', '-')} {want} or train a new model"
+            )
+
+
+def bound_rates(config: str) -> dict[str, int]:
+    """``sample_rate``/``frame_rate`` bound explicitly in a gin text (last binding wins)."""
+    found = {}
+    for line in config.splitlines():
+        text = line.split("#")[0].strip().replace(" ", "")
+        for key in ("sample_rate", "frame_rate"):
+            if text.startswith(f"Autoencoder.{key}="):
+                found[key] = int(float(text.split("=", 1)[1]))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer.
+
+
+@dataclass
+class Summary:
+    """One line of progress (also one JSON line of ``--json-log``)."""
+
+    step: int
+    loss: float
+    learning_rate: float
+    steps_per_sec: float
+    eval_loss: float | None = None
+    checkpoint: str | None = None
+    event: str = "train"
+
+
+class Trainer:
+    """Owns the model, optimizer, data, strategy and the run folder."""
+
+    def __init__(self, run: Path, data_dir: str, config: str, settings: TrainSettings) -> None:
+        self.run = RunFolder(Path(run))
+        self.data_dir, self.config, self.settings = data_dir, config, settings
+        self.info = data.read_info(data_dir)
+        self.strategy = make_strategy(settings.strategy)
+        rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
+        check_dataset(self.info, **{**rates, **bound_rates(config)}, source="the model config")
+        with self.strategy.scope():
+            self.model = model_lib.build_model(config, **rates, seed=settings.seed)
+            schedule = tf.keras.optimizers.schedules.ExponentialDecay(
+                settings.learning_rate, settings.decay_steps, settings.decay_rate
+            )
+            self.optimizer = tf.keras.optimizers.Adam(schedule)
+            self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step
+        )
+        self.variables = self.model.trainable_variables
+        self._train_step = self._compile(self._replica_train_step, count_step=True)
+
+    # -- the compiled steps ---------------------------------------------------------------
+
+    def _compile(self, replica_fn: Callable, count_step: bool) -> Callable:
+        strategy = self.strategy
+
+        def step(batch):
+            per_replica = strategy.run(replica_fn, args=(batch,))
+            if count_step:
+                self.step.assign_add(1)
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+        return tf.function(step, jit_compile=self.settings.jit or None)
+
+    def _noise_seed(self) -> tf.Tensor:
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        step = tf.cast(self.step, tf.int32)
+        return tf.stack([step + self.settings.seed * 7919, tf.cast(replica, tf.int32)])
+
+    def _replica_train_step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+        replicas = self.strategy.num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            audio = self.model(batch, noise_seed=self._noise_seed())["audio"]
+            loss = losses.spectral_loss(batch["audio"], audio)
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, self.variables)
+        if replicas > 1:  # clip the global (all-replica) gradient, as with one device
+            grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+        grads, _ = tf.clip_by_global_norm(grads, self.settings.clip_norm)
+        if replicas > 1:  # Keras sums the replicas' gradients again inside apply_gradients
+            grads = [g / replicas for g in grads]
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        return loss
+
+    def _replica_eval_step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+        seed = tf.constant([self.settings.seed, 1 << 20], tf.int32)
+        audio = self.model(batch, noise_seed=seed)["audio"]
+        return losses.spectral_loss(batch["audio"], audio)
+
+    # -- data -----------------------------------------------------------------------------
+
+    def _train_batches(self) -> Iterator:
+        s = self.settings
+        ds = data.make_dataset(
+            self.data_dir, "train", s.batch_size, shuffle=True, repeat=True, seed=s.seed,
+            shuffle_buffer=s.shuffle_buffer, skip=int(self.step.numpy()) * s.batch_size,
+        )  # fmt: skip
+        return iter(self.strategy.experimental_distribute_dataset(ds))
+
+    def evaluate(self) -> float | None:
+        """Mean spectral loss over the eval split (None when it has no examples)."""
+        if not self.info["splits"].get("eval", {}).get("examples"):
+            return None
+        ds = data.make_dataset(
+            self.data_dir, "eval", self.settings.batch_size, shuffle=False, repeat=False
+        )
+        if self.settings.eval_batches:
+            ds = ds.take(self.settings.eval_batches)
+        total, count = 0.0, 0
+        for batch in ds:
+            n = int(batch["audio"].shape[0])
+            total += float(self._eval_step_local(batch)) * n
+            count += n
+        return total / count if count else None
+
+    @tf.function
+    def _eval_step_local(self, batch):
+        seed = tf.constant([self.settings.seed, 1 << 20], tf.int32)
+        audio = self.model(batch, noise_seed=seed)["audio"]
+        return losses.spectral_loss(batch["audio"], audio)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def model_info(self) -> dict:
+        m = self.model
+        return {
+            "format_version": 1,
+            "ddspcli_version": __version__,
+            "sample_rate": m.sample_rate,
+            "frame_rate": m.frame_rate,
+            "variant": self.variant,
+            "z_dims": m.z_dims,
+            "parameters": nn.count_parameters(m),
+            "features": self.info.get("settings", {}).get("features", {}),
+            "dataset": str(self.data_dir),
+        }
+
+    variant: str = "custom"
+
+    def restore(self) -> bool:
+        """Load the latest checkpoint of the run, if any. Returns whether one was loaded."""
+        prefix = self.run.latest_prefix()
+        if prefix is None:
+            return False
+        self.checkpoint.read(prefix).assert_consumed()
+        return True
+
+    def save(self, eval_loss: float | None) -> str:
+        return self.run.save(
+            self.checkpoint, int(self.step.numpy()), eval_loss, self.settings.keep,
+            self.model_info(),
+        )  # fmt: skip
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def fit(self, report: Callable[[Summary], None], stop: Callable[[], bool]) -> str:
+        """Train until `settings.steps`, an early stop, or `stop()` (then checkpoint).
+
+        Returns:
+            why it ended: ``done``, ``stop_loss``, ``plateau`` or ``interrupted``.
+        """
+        s = self.settings
+        batches = self._train_batches()
+        writer = tf.summary.create_file_writer(str(self.run.path / "logs" / "train"))
+        eval_writer = tf.summary.create_file_writer(str(self.run.path / "logs" / "eval"))
+        evals_without_gain = 0
+        best = (self.run.state.get("best") or {}).get("eval_loss", math.inf)
+        window_start, window_steps, losses_seen = time.perf_counter(), 0, []
+        reason = "done"
+        while int(self.step.numpy()) < s.steps:
+            loss = float(self._train_step(next(batches)))
+            if not math.isfinite(loss):
+                raise DdspError(
+                    f"training diverged at step {int(self.step.numpy())} (loss {loss}); "
+                    "lower --learning-rate or resume from the last checkpoint"
+                )
+            step = int(self.step.numpy())
+            losses_seen.append(loss)
+            window_steps += 1
+            due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps
+            if step % s.summary_every == 0 or due_checkpoint or stop():
+                elapsed = time.perf_counter() - window_start
+                summary = Summary(step, float(np.mean(losses_seen)), self._learning_rate(),
+                                  window_steps / max(elapsed, 1e-9))  # fmt: skip
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss", summary.loss)
+                    tf.summary.scalar("learning_rate", summary.learning_rate)
+                    tf.summary.scalar("steps_per_sec", summary.steps_per_sec)
+                window_start, window_steps, losses_seen = time.perf_counter(), 0, []
+                if due_checkpoint or stop():
+                    summary.eval_loss = self.evaluate()
+                    summary.checkpoint = self.save(summary.eval_loss)
+                    self._write_eval_summaries(eval_writer, step, summary.eval_loss)
+                    if summary.eval_loss is not None:
+                        if summary.eval_loss < best - 1e-6:
+                            best, evals_without_gain = summary.eval_loss, 0
+                        else:
+                            evals_without_gain += 1
+                report(summary)
+                window_start = time.perf_counter()  # eval and saving are not training speed
+                if stop():
+                    reason = "interrupted"
+                    break
+                if (
+                    s.stop_loss is not None
+                    and summary.eval_loss is not None
+                    and summary.eval_loss <= s.stop_loss
+                ):
+                    reason = "stop_loss"
+                    break
+                if s.patience is not None and evals_without_gain >= s.patience:
+                    reason = "plateau"
+                    break
+        writer.flush()
+        eval_writer.flush()
+        return reason
+
+    def _learning_rate(self) -> float:
+        lr = self.optimizer.learning_rate
+        return float(lr(self.step) if callable(lr) else lr)
+
+    def _write_eval_summaries(self, writer, step: int, eval_loss: float | None) -> None:
+        """Eval loss, and one eval example's audio and spectrograms (target vs resynthesis)."""
+        if eval_loss is None:
+            return
+        batch = next(iter(data.make_dataset(self.data_dir, "eval", 1, shuffle=False, repeat=False)))
+        audio = self.model(batch)["audio"]
+        with writer.as_default(step=step):
+            tf.summary.scalar("loss", eval_loss)
+            pair = tf.stack([batch["audio"][0], audio[0]])[..., None]
+            tf.summary.audio("target_vs_resynthesis", pair, self.model.sample_rate)
+            tf.summary.image("spectrograms", _spectrogram_images(pair[..., 0]), max_outputs=2)
+
+
+def _spectrogram_images(audio: tf.Tensor) -> tf.Tensor:
+    """``[n, samples]`` -> ``[n, bins, frames, 1]`` log-magnitude images in [0, 1]."""
+    mag = tf.abs(tf.signal.stft(audio, 512, 128, pad_end=True))
+    db = 20.0 * tf.math.log(mag + 1e-5) / math.log(10.0)
+    db = tf.clip_by_value(db - tf.reduce_max(db), -80.0, 0.0) / 80.0 + 1.0
+    return tf.reverse(tf.transpose(db, [0, 2, 1]), axis=[1])[..., None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points used by the CLI.
+
+
+def open_run(
+    run: Path, data_dir: str, variant: str, gin_files: list[str], gin_params: list[str],
+    z: bool, settings: TrainSettings, force: bool, steps_given: bool,
+) -> tuple[Trainer, bool]:  # fmt: skip
+    """A new run, or the existing one at `run` resumed. Returns ``(trainer, resumed)``."""
+    run = Path(run)
+    folder = RunFolder(run)
+    if run.exists() and not run.is_dir():
+        raise OutputError(f"{run} exists and is not a folder")
+    if folder.exists() and force:
+        for name in (CHECKPOINTS, "logs"):
+            shutil.rmtree(run / name, ignore_errors=True)
+        for name in (STATE_JSON, TRAIN_JSON, model_lib.MODEL_JSON, model_lib.CONFIG_GIN):
+            (run / name).unlink(missing_ok=True)
+    resumed = folder.exists()
+    if resumed:
+        config = (run / model_lib.CONFIG_GIN).read_text()
+        stored = TrainSettings.from_dict(_read_json(run / TRAIN_JSON))
+        if steps_given:
+            stored.steps = settings.steps
+        stored.strategy, stored.jit = settings.strategy, settings.jit  # how, not what
+        settings = stored
+        variant = _read_json(run / TRAIN_JSON).get("variant", variant)
+    else:
+        try:
+            config = model_lib.config_text(variant, gin_files, gin_params, z)
+        except (OSError, ValueError) as err:
+            raise InputError(str(err)) from None
+        _prepare_run_folder(run, data_dir, config, settings, variant)
+    try:
+        trainer = Trainer(run, data_dir, config, settings)
+    except ValueError as err:  # gin's errors are ValueErrors too
+        raise InputError(f"bad model configuration: {err}") from None
+    trainer.variant = variant
+    if resumed:
+        model_info = folder.path / model_lib.MODEL_JSON
+        if model_info.exists():
+            info = _read_json(model_info)
+            check_dataset(trainer.info, info["sample_rate"], info["frame_rate"], f"run {run}")
+        trainer.restore()
+    return trainer, resumed
+
+
+def _prepare_run_folder(
+    run: Path, data_dir: str, config: str, settings: TrainSettings, variant: str
+) -> None:
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        probe = run / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write to {run}: {err.strerror or err}") from None
+    data_info = data.read_info(data_dir)  # a missing or empty dataset fails before any write
+    if not data_info["splits"].get("train", {}).get("examples"):
+        raise InputError(f"{data_dir} has no training examples; prepare more audio")
+    storage.write_text(run / model_lib.CONFIG_GIN, config)
+    stats = storage.join(data_dir, data.STATISTICS_JSON)
+    if storage.exists(stats):
+        storage.write_text(run / data.STATISTICS_JSON, storage.read_text(stats))
+    _write_json(run / TRAIN_JSON, {**asdict(settings), "variant": variant, "data": data_dir})
+
+
+def export_model(run: Path, dest: Path, force: bool = False) -> dict:
+    """Inference-only copy of a model directory: the chosen checkpoint's model variables only."""
+    loaded = model_lib.load_model_dir(str(run))
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "model" / "ckpt"))
+        shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
+        if loaded.statistics:
+            _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
+        info = {**loaded.info, "checkpoint": "model/ckpt", "inference_only": True}
+        _write_json(tmp / model_lib.MODEL_JSON, info)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+class StopFlag:
+    """Ctrl-C / SIGTERM -> finish the step, checkpoint, stop. A second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
