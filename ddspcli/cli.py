@@ -311,6 +311,91 @@ def _print_prepare_report(report: dict) -> None:
     ui.err_console.print(table)
 
 
+@app.command("fit")
+def fit_command(
+    dataset: Annotated[str, typer.Argument(help="A folder written by `ddsp prepare`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (resumes one).")],
+    variant: Annotated[
+        str, typer.Option(help="harmonic, harmonic+noise, harmonic+noise+reverb or tiny.")
+    ] = "harmonic+noise+reverb",
+    z: Annotated[bool, typer.Option("--z", help="Add the MFCC -> GRU -> z (16) encoder.")] = False,
+    gin_file: Annotated[
+        list[str] | None, typer.Option("--gin-file", help="Extra gin files, in order.")
+    ] = None,
+    gin_param: Annotated[
+        list[str] | None, typer.Option("--gin-param", help="'Autoencoder.rnn_units = 256'.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Total steps (default 30000).", min=1)] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.", min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.", min=0.0)] = 3e-4,
+    seed: Annotated[int, typer.Option(help="Weights, data order and noise.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", min=1)] = 500,
+    keep: Annotated[int, typer.Option(help="Checkpoints kept (plus the best).", min=1)] = 3,
+    eval_batches: Annotated[int, typer.Option(help="Eval batches (0: all).", min=0)] = 0,
+    summary_every: Annotated[int, typer.Option(help="Steps between summaries.", min=1)] = 50,
+    stop_loss: Annotated[
+        float | None, typer.Option(help="Stop once the eval loss is at or below this.")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after N checkpoints without a better eval loss.")
+    ] = None,
+    jit: Annotated[bool, typer.Option("--jit/--no-jit", help="XLA-compile the step.")] = False,
+    strategy: Annotated[
+        str, typer.Option(help="auto, default, mirrored or multiworker (TF_CONFIG).")
+    ] = "auto",
+    json_log: Annotated[
+        bool, typer.Option("--json-log", help="One JSON line per summary on stdout.")
+    ] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="Also write an inference-only copy here at the end.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Start the run over.")] = False,
+) -> None:
+    """Train a DDSP autoencoder on a prepared dataset; rerun the same command to resume.
+
+    Ctrl-C or SIGTERM saves a checkpoint and stops (exit 130). The run folder is a model
+    directory for `ddsp transfer --model RUN`; TensorBoard logs are in RUN/logs.
+    """
+    from dataclasses import asdict
+
+    from ddspcli.engine import train
+    from ddspcli.errors import EXIT_INTERRUPTED
+
+    settings = train.TrainSettings(
+        steps=steps or train.TrainSettings.steps, batch_size=batch_size,
+        learning_rate=learning_rate, seed=seed, checkpoint_every=checkpoint_every, keep=keep,
+        eval_batches=eval_batches, summary_every=summary_every, stop_loss=stop_loss,
+        patience=patience, jit=jit, strategy=strategy,
+    )  # fmt: skip
+    trainer, resumed = train.open_run(
+        output, dataset, variant, gin_file or [], gin_param or [], z, settings, force,
+        steps_given=steps is not None,
+    )  # fmt: skip
+    settings = trainer.settings
+    start = int(trainer.step.numpy())
+    if resumed:
+        ui.info(f"resuming {output} at step {start} of {settings.steps}")
+    if start >= settings.steps:
+        ui.info(f"{output} is already trained to step {start}; pass --steps N to continue")
+    else:
+        with train.StopFlag() as stop, ui.TrainDisplay(settings.steps, start) as display:
+
+            def report(summary: train.Summary) -> None:
+                display.update(summary)
+                if json_log:
+                    print(json.dumps(asdict(summary)), flush=True)
+
+            reason = trainer.fit(report, stop)
+        if reason == "interrupted":
+            ui.warn(f"stopped at step {int(trainer.step.numpy())}; checkpoint saved in "
+                    f"{output}; rerun the same command to resume")  # fmt: skip
+            raise typer.Exit(EXIT_INTERRUPTED)
+        ui.info(f"finished ({reason}) at step {int(trainer.step.numpy())}: model in {output}")
+    if export is not None:
+        train.export_model(output, export, force=force)
+        ui.info(f"inference-only copy in {export}")
+
+
 models_app = typer.Typer(
     help="List, download, verify and remove pretrained models (pretrained_manifest.toml).",
     no_args_is_help=True,
@@ -424,6 +509,19 @@ def models_rm(
     for spec in [pretrained.get_spec(name) for name in names]:
         removed = pretrained.remove(spec)
         ui.info(f"{'removed' if removed else 'not cached:'} {spec.name}")
+
+
+@models_app.command("export")
+def models_export(
+    run: Annotated[Path, typer.Argument(help="A run folder or model directory.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+) -> None:
+    """Write an inference-only copy of a model (no optimizer state: about a third the size)."""
+    from ddspcli.engine import train
+
+    info = train.export_model(run, output, force=force)
+    ui.info(f"exported {run} (step {info.get('steps')}) to {output}")
 
 
 def main() -> None:

@@ -148,3 +148,61 @@ class FrameProgress(CountProgress):
     def advance(self, n: int = 1, status: str | None = None) -> None:
         minutes = (self.completed + n) / self.frame_rate / 60.0
         super().advance(n, status or f"{minutes:.1f} audio min")
+
+
+class TrainDisplay:
+    """Live training status on stderr: step, loss, eval loss, steps/s, ETA, last checkpoint.
+
+    On an interactive stderr a rich live panel; otherwise one plain line per summary (none with
+    ``--quiet``).
+    """
+
+    def __init__(self, total_steps: int, start_step: int) -> None:
+        self.total, self.start = total_steps, start_step
+        self._live = None
+        self._rows: dict[str, str] = {}
+
+    def __enter__(self) -> TrainDisplay:
+        if show_bars():
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=err_console, refresh_per_second=2)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def update(self, summary) -> None:
+        """Show one `train.Summary`."""
+        remaining = max(0, self.total - summary.step)
+        eta = remaining / summary.steps_per_sec if summary.steps_per_sec > 0 else float("nan")
+        self._rows["step"] = f"{summary.step} / {self.total}"
+        self._rows["loss"] = f"{summary.loss:.4f}"
+        if summary.eval_loss is not None:
+            self._rows["eval loss"] = f"{summary.eval_loss:.4f}"
+        self._rows["steps/s"] = f"{summary.steps_per_sec:.2f}"
+        self._rows["ETA"] = _duration(eta)
+        if summary.checkpoint:
+            self._rows["checkpoint"] = summary.checkpoint
+        if self._live is not None:
+            self._live.update(self._render())
+        elif state.verbosity >= NORMAL:
+            text = "  ".join(f"{k} {v}" for k, v in self._rows.items())
+            print(text, file=sys.stderr, flush=True)
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table(show_header=False, show_edge=False, box=None)
+        for key, value in (self._rows or {"step": f"{self.start} / {self.total}"}).items():
+            table.add_row(f"[bold]{key}[/bold]", value)
+        return table
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -106,7 +106,7 @@ class Autoencoder(tf.Module):
         self.dense_out = nn.Dense(out_in, 1 + n_harmonics + n_noise_bands, rng, name="controls")
         self.harmonic = synths.Harmonic(sample_rate=sample_rate)
         self.noise = synths.FilteredNoise() if n_noise_bands else None
-        self.reverb = synths.Reverb(reverb_length) if reverb_length else None
+        self.reverb = synths.Reverb(reverb_length, rng=rng) if reverb_length else None
 
     def decode(
         self, features: dict[str, tf.Tensor], state: tf.Tensor | None = None

@@ -139,15 +139,17 @@ class Reverb(tf.Module):
         trainable: bool = True,
         add_dry: bool = True,
         name: str = "reverb",
+        rng: tf.random.Generator | None = None,
     ) -> None:
         super().__init__(name=name)
         self.reverb_length = reverb_length
         self.add_dry = add_dry
-        self.ir = (
-            tf.Variable(tf.random.normal([reverb_length], stddev=1e-6), name="ir")
-            if trainable
-            else None
-        )
+        self.ir = None
+        if trainable:  # a near-silent random start (seeded through `rng` when given)
+            noise = rng.normal([reverb_length], stddev=1e-6) if rng else None
+            if noise is None:
+                noise = tf.random.normal([reverb_length], stddev=1e-6)
+            self.ir = tf.Variable(noise, name="ir")
 
     def get_controls(self, audio: tf.Tensor, ir: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """Pick the IR (the variable when trainable) and broadcast it to ``[b, ir]``."""

@@ -199,6 +199,8 @@ class Trainer:
         self.run = RunFolder(Path(run))
         self.data_dir, self.config, self.settings = data_dir, config, settings
         self.info = data.read_info(data_dir)
+        tf.random.set_seed(settings.seed)
+        tf.config.experimental.enable_op_determinism()  # same seed, same run (on CPU)
         self.strategy = make_strategy(settings.strategy)
         rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
         check_dataset(self.info, **{**rates, **bound_rates(config)}, source="the model config")
@@ -208,6 +210,7 @@ class Trainer:
                 settings.learning_rate, settings.decay_steps, settings.decay_rate
             )
             self.optimizer = tf.keras.optimizers.Adam(schedule)
+            self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
             self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step
