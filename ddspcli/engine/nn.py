@@ -91,19 +91,88 @@ class GRU(tf.Module):
         projected = tf.tensordot(x, self.kernel, 1) + self.bias[0]  # [b, t, 3u]
         if initial_state is None:
             initial_state = tf.zeros([tf.shape(x)[0], self.units], x.dtype)
-        u = self.units
-        recurrent_kernel, recurrent_bias = self.recurrent_kernel, self.bias[1]
-
-        def step(h: tf.Tensor, xp: tf.Tensor) -> tf.Tensor:
-            hp = tf.matmul(h, recurrent_kernel) + recurrent_bias
-            z = tf.sigmoid(xp[:, :u] + hp[:, :u])
-            r = tf.sigmoid(xp[:, u : 2 * u] + hp[:, u : 2 * u])
-            n = tf.tanh(xp[:, 2 * u :] + r * hp[:, 2 * u :])
-            return z * h + (1.0 - z) * n
-
-        outputs = tf.scan(step, tf.transpose(projected, [1, 0, 2]), initializer=initial_state)
+        kernel = tf.identity(self.recurrent_kernel)  # a tensor: the gradient flows back to it
+        outputs = gru_recurrence(
+            tf.transpose(projected, [1, 0, 2]), kernel, self.bias[1], initial_state
+        )
         outputs = tf.transpose(outputs, [1, 0, 2])
         return outputs, outputs[:, -1]
+
+
+def _gru_step(h, xp, kernel, bias, u):
+    """One step: ``(h', z, r, n, hn)`` where ``hn = (h U + b)[:, 2u:]``."""
+    hp = tf.matmul(h, kernel) + bias
+    z = tf.sigmoid(xp[:, :u] + hp[:, :u])
+    r = tf.sigmoid(xp[:, u : 2 * u] + hp[:, u : 2 * u])
+    hn = hp[:, 2 * u :]
+    n = tf.tanh(xp[:, 2 * u :] + r * hn)
+    return z * h + (1.0 - z) * n, z, r, n, hn
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _forward_loop(projected, kernel, bias, initial_state):
+    """``[t, b, 3u]`` -> per-step ``(h, z, r, n, hn)``, each ``[t, b, u]`` (XLA: one fused
+    kernel per step instead of a dozen small ops)."""
+    u = int(kernel.shape[0])
+    first = (initial_state, *[tf.zeros_like(initial_state)] * 4)
+    return tf.scan(
+        lambda carry, xp: _gru_step(carry[0], xp, kernel, bias, u), projected, initializer=first
+    )
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _backward_loop(d_h, h_prev, z, r, n, hn, kernel):
+    """Reverse-time loop carrying only the state gradient; returns ``(d_h0 per step,
+    d_hp [t, b, 3u], d_xp [t, b, 3u])``."""
+
+    def step(carry, inputs):
+        d_total = inputs[0] + carry[0]
+        hp_t, z_t, r_t, n_t, hn_t = inputs[1:]
+        d_n = d_total * (1.0 - z_t) * (1.0 - n_t * n_t)
+        d_z = d_total * (hp_t - n_t) * z_t * (1.0 - z_t)
+        d_r = d_n * hn_t * r_t * (1.0 - r_t)
+        d_hp = tf.concat([d_z, d_r, d_n * r_t], axis=-1)
+        d_xp = tf.concat([d_z, d_r, d_n], axis=-1)
+        d_prev = d_total * z_t + tf.matmul(d_hp, kernel, transpose_b=True)
+        return d_prev, d_hp, d_xp
+
+    zero = tf.zeros_like(d_h[0])
+    wide = tf.concat([zero, zero, zero], axis=-1)
+    return tf.scan(step, (d_h, h_prev, z, r, n, hn), initializer=(zero, wide, wide), reverse=True)
+
+
+@tf.custom_gradient
+def gru_recurrence(
+    projected: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, initial_state: tf.Tensor
+) -> tf.Tensor:
+    """The GRU's sequential part with a hand-written backward pass (full BPTT).
+
+    Automatic differentiation of a loop accumulates the recurrent kernel's gradient one
+    ``[units, 3 units]`` outer product per frame; here the backward loop only carries the state
+    gradient, and the kernel and bias gradients are one large matrix product after it. Both
+    loops are XLA-compiled (see BENCHMARKS.md: 4.9 s -> 2.7 s for GRU 512 at batch 16 x 1000).
+
+    Args:
+        projected: ``[t, b, 3u]`` time-major input projections ``x W + b_x``.
+        kernel: ``[u, 3u]`` recurrent kernel. bias: ``[3u]`` recurrent bias.
+        initial_state: ``[b, u]``.
+    Returns:
+        ``[t, b, u]`` states.
+    """
+    u = int(kernel.shape[0])
+    args = [tf.stop_gradient(tf.convert_to_tensor(a)) for a in (kernel, bias, initial_state)]
+    kernel_t, bias_t, init_t = args
+    h, z, r, n, hn = _forward_loop(tf.stop_gradient(projected), kernel_t, bias_t, init_t)
+
+    def backward(d_h):
+        h_prev = tf.concat([init_t[None], h[:-1]], axis=0)  # [t, b, u]
+        d_init, d_hp, d_xp = _backward_loop(d_h, h_prev, z, r, n, hn, kernel_t)
+        flat_h = tf.reshape(h_prev, [-1, u])
+        flat_dhp = tf.reshape(d_hp, [-1, 3 * u])
+        d_kernel = tf.matmul(flat_h, flat_dhp, transpose_a=True)
+        return d_xp, d_kernel, tf.reduce_sum(flat_dhp, axis=0), d_init[0]
+
+    return h, backward
 
 
 def count_parameters(module: tf.Module) -> int:
