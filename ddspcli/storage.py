@@ -71,16 +71,15 @@ def makedirs(path: str | os.PathLike[str]) -> None:
 
 def remove(path: str | os.PathLike[str], *, missing_ok: bool = True) -> None:
     """Delete a file."""
+    if not is_remote(path):
+        Path(path).unlink(missing_ok=missing_ok)
+        return
+    import tensorflow as tf
+
     try:
-        if is_remote(path):
-            _gfile().remove(os.fspath(path))
-        else:
-            Path(path).unlink()
-    except FileNotFoundError:
+        tf.io.gfile.remove(os.fspath(path))
+    except tf.errors.NotFoundError:
         if not missing_ok:
-            raise
-    except Exception as err:  # gfile raises tf.errors.NotFoundError
-        if not (missing_ok and type(err).__name__ == "NotFoundError"):
             raise
 
 

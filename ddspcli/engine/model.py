@@ -8,6 +8,7 @@ variants in ``ddspcli/configs/*.gin`` set them. A model directory holds ``model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +152,9 @@ class Autoencoder(tf.Module):
         controls = self.harmonic.get_controls(
             raw["amplitudes"], raw["harmonic_distribution"], f0_hz[..., None]
         )
-        harmonic, phase = dsp.harmonic_synthesis(
-            controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
-            n_samples, self.sample_rate, initial_phase=state.get("phase"),
-        )  # fmt: skip
+        harmonic, phase = self.harmonic.get_signal(
+            **controls, initial_phase=state.get("phase"), n_samples=n_samples
+        )
         out = {"harmonic": harmonic}
         dry = harmonic
         if self.noise is not None:
@@ -191,6 +191,17 @@ def config_text(variant: str, gin_files: list[str], gin_params: list[str], z: bo
         parts.append("Autoencoder.z_dims = 16")
     parts += gin_params
     return "\n".join(parts) + "\n"
+
+
+def bound_parameters(config: str, names: tuple[str, ...]) -> dict[str, object]:
+    """The `Autoencoder` parameters among `names` that a gin text binds explicitly."""
+    gin.clear_config()
+    gin.parse_config(config)
+    found = {}
+    for name in names:
+        with contextlib.suppress(ValueError):  # raised for a parameter that is not bound
+            found[name] = gin.query_parameter(f"Autoencoder.{name}")
+    return found
 
 
 def build_model(config: str, **overrides: object) -> Autoencoder:

@@ -68,13 +68,17 @@ class Harmonic(tf.Module):
         harmonic_distribution: tf.Tensor,
         f0_hz: tf.Tensor,
         initial_phase: tf.Tensor | None = None,
+        n_samples: int | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Render scaled controls: ``(audio [b, n_samples], final_phase [b, 1, 1])``."""
+        """Render scaled controls: ``(audio [b, n_samples], final_phase [b, 1, 1])``.
+
+        `n_samples` overrides the length given at construction (for inputs of any length).
+        """
         return dsp.harmonic_synthesis(
             f0_hz,
             amplitudes,
             harmonic_distribution,
-            self.n_samples,
+            n_samples or self.n_samples,
             self.sample_rate,
             self.amp_resample_method,
             initial_phase,

@@ -164,17 +164,6 @@ def check_dataset(info: dict, sample_rate: int, frame_rate: int, source: str) ->
             )
 
 
-def bound_rates(config: str) -> dict[str, int]:
-    """``sample_rate``/``frame_rate`` bound explicitly in a gin text (last binding wins)."""
-    found = {}
-    for line in config.splitlines():
-        text = line.split("#")[0].strip().replace(" ", "")
-        for key in ("sample_rate", "frame_rate"):
-            if text.startswith(f"Autoencoder.{key}="):
-                found[key] = int(float(text.split("=", 1)[1]))
-    return found
-
-
 # ---------------------------------------------------------------------------------------------
 # The trainer.
 
@@ -195,15 +184,19 @@ class Summary:
 class Trainer:
     """Owns the model, optimizer, data, strategy and the run folder."""
 
-    def __init__(self, run: Path, data_dir: str, config: str, settings: TrainSettings) -> None:
+    def __init__(
+        self, run: Path, data_dir: str, config: str, settings: TrainSettings, variant: str
+    ) -> None:
         self.run = RunFolder(Path(run))
         self.data_dir, self.config, self.settings = data_dir, config, settings
+        self.variant = variant
         self.info = data.read_info(data_dir)
         tf.random.set_seed(settings.seed)
         tf.config.experimental.enable_op_determinism()  # same seed, same run (on CPU)
         self.strategy = make_strategy(settings.strategy)
         rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
-        check_dataset(self.info, **{**rates, **bound_rates(config)}, source="the model config")
+        bound = model_lib.bound_parameters(config, ("sample_rate", "frame_rate"))
+        check_dataset(self.info, **{**rates, **bound}, source="the model config")
         with self.strategy.scope():
             self.model = model_lib.build_model(config, **rates, seed=settings.seed)
             schedule = tf.keras.optimizers.schedules.ExponentialDecay(
@@ -216,20 +209,16 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step
         )
         self.variables = self.model.trainable_variables
-        self._train_step = self._compile(self._replica_train_step, count_step=True)
+        jit = settings.jit or None  # None: TF's default (no XLA for the whole step)
+        self._train_step = tf.function(self._distributed_train_step, jit_compile=jit)
 
     # -- the compiled steps ---------------------------------------------------------------
 
-    def _compile(self, replica_fn: Callable, count_step: bool) -> Callable:
-        strategy = self.strategy
-
-        def step(batch):
-            per_replica = strategy.run(replica_fn, args=(batch,))
-            if count_step:
-                self.step.assign_add(1)
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
-
-        return tf.function(step, jit_compile=self.settings.jit or None)
+    def _distributed_train_step(self, batch) -> tf.Tensor:
+        """One step on every replica; the mean loss."""
+        per_replica = self.strategy.run(self._replica_train_step, args=(batch,))
+        self.step.assign_add(1)
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
     def _noise_seed(self) -> tf.Tensor:
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -250,11 +239,6 @@ class Trainer:
             grads = [g / replicas for g in grads]
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return loss
-
-    def _replica_eval_step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
-        seed = tf.constant([self.settings.seed, 1 << 20], tf.int32)
-        audio = self.model(batch, noise_seed=seed)["audio"]
-        return losses.spectral_loss(batch["audio"], audio)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -278,12 +262,13 @@ class Trainer:
         total, count = 0.0, 0
         for batch in ds:
             n = int(batch["audio"].shape[0])
-            total += float(self._eval_step_local(batch)) * n
+            total += float(self._eval_step(batch)) * n
             count += n
         return total / count if count else None
 
     @tf.function
-    def _eval_step_local(self, batch):
+    def _eval_step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Spectral loss of one eval batch, with fixed noise (comparable across evals)."""
         seed = tf.constant([self.settings.seed, 1 << 20], tf.int32)
         audio = self.model(batch, noise_seed=seed)["audio"]
         return losses.spectral_loss(batch["audio"], audio)
@@ -303,8 +288,6 @@ class Trainer:
             "features": self.info.get("settings", {}).get("features", {}),
             "dataset": str(self.data_dir),
         }
-
-    variant: str = "custom"
 
     def restore(self) -> bool:
         """Load the latest checkpoint of the run, if any. Returns whether one was loaded."""
@@ -346,8 +329,9 @@ class Trainer:
             step = int(self.step.numpy())
             losses_seen.append(loss)
             window_steps += 1
-            due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps
-            if step % s.summary_every == 0 or due_checkpoint or stop():
+            stopping = stop()  # read once: a signal between two reads must not skip the save
+            due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps or stopping
+            if step % s.summary_every == 0 or due_checkpoint:
                 elapsed = time.perf_counter() - window_start
                 summary = Summary(step, float(np.mean(losses_seen)), self._learning_rate(),
                                   window_steps / max(elapsed, 1e-9))  # fmt: skip
@@ -355,8 +339,8 @@ class Trainer:
                     tf.summary.scalar("loss", summary.loss)
                     tf.summary.scalar("learning_rate", summary.learning_rate)
                     tf.summary.scalar("steps_per_sec", summary.steps_per_sec)
-                window_start, window_steps, losses_seen = time.perf_counter(), 0, []
-                if due_checkpoint or stop():
+                window_steps, losses_seen = 0, []
+                if due_checkpoint:
                     summary.eval_loss = self.evaluate()
                     summary.checkpoint = self.save(summary.eval_loss)
                     self._write_eval_summaries(eval_writer, step, summary.eval_loss)
@@ -367,7 +351,7 @@ class Trainer:
                             evals_without_gain += 1
                 report(summary)
                 window_start = time.perf_counter()  # eval and saving are not training speed
-                if stop():
+                if stopping:
                     reason = "interrupted"
                     break
                 if (
@@ -430,12 +414,13 @@ def open_run(
     resumed = folder.exists()
     if resumed:
         config = (run / model_lib.CONFIG_GIN).read_text()
-        stored = TrainSettings.from_dict(_read_json(run / TRAIN_JSON))
+        train_json = _read_json(run / TRAIN_JSON)
+        stored = TrainSettings.from_dict(train_json)
         if steps_given:
             stored.steps = settings.steps
         stored.strategy, stored.jit = settings.strategy, settings.jit  # how, not what
         settings = stored
-        variant = _read_json(run / TRAIN_JSON).get("variant", variant)
+        variant = train_json.get("variant", variant)
     else:
         try:
             config = model_lib.config_text(variant, gin_files, gin_params, z)
@@ -443,10 +428,9 @@ def open_run(
             raise InputError(str(err)) from None
         _prepare_run_folder(run, data_dir, config, settings, variant)
     try:
-        trainer = Trainer(run, data_dir, config, settings)
+        trainer = Trainer(run, data_dir, config, settings, variant)
     except ValueError as err:  # gin's errors are ValueErrors too
         raise InputError(f"bad model configuration: {err}") from None
-    trainer.variant = variant
     if resumed:
         model_info = folder.path / model_lib.MODEL_JSON
         if model_info.exists():
