@@ -153,7 +153,10 @@ def normalize_harmonics(
 
 
 def accumulate_phase(
-    frequency: tf.Tensor, sample_rate: float, initial_phase: tf.Tensor | None = None
+    frequency: tf.Tensor,
+    sample_rate: float,
+    initial_phase: tf.Tensor | None = None,
+    final_index: int = -1,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Running phase of an oscillator, accumulated in float64 and wrapped to [0, 2 pi).
 
@@ -166,16 +169,19 @@ def accumulate_phase(
         sample_rate: Hz.
         initial_phase: ``[b, 1, c]`` phase before the first sample (radians), e.g. the
             `final_phase` of the previous block; default 0.
+        final_index: the sample whose phase is returned as `final_phase` (default the last;
+            earlier when the samples after it are a lookahead that the next block renders).
     Returns:
         ``(phase, final_phase)``: float32 ``[b, n, c]`` in [0, 2 pi) and float64
-        ``[b, 1, c]``, the unwrapped-then-wrapped phase at the last sample, for the next block.
+        ``[b, 1, c]``, the wrapped phase at `final_index`, for the next block.
     """
     omega = tf.cast(frequency, tf.float64) * (TWO_PI / sample_rate)
     phase = tf.cumsum(omega, axis=1)
     if initial_phase is not None:
         phase = phase + tf.cast(initial_phase, tf.float64)
     phase = tf.math.floormod(phase, TWO_PI)
-    return tf.cast(phase, tf.float32), phase[:, -1:, :]
+    end = final_index % int(phase.shape[1]) + 1
+    return tf.cast(phase, tf.float32), phase[:, end - 1 : end, :]
 
 
 def oscillator_bank(
@@ -207,6 +213,7 @@ def harmonic_synthesis(
     sample_rate: float,
     amp_resample_method: str = "window",
     initial_phase: tf.Tensor | None = None,
+    lookahead: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Additive synthesis of a harmonic tone from frame-rate controls.
 
@@ -223,22 +230,29 @@ def harmonic_synthesis(
         sample_rate: Hz.
         amp_resample_method: ``window`` (Hann overlap-add) or ``linear``.
         initial_phase: ``[b, 1, 1]`` phase of the fundamental before the first sample.
+        lookahead: the last frame only shapes the crossfade into it: render the samples of the
+            first ``t - 1`` frames, ``n_samples * (t - 1) / t`` of them, exactly as a longer
+            render would (for block-by-block synthesis of long inputs).
     Returns:
-        ``(audio [b, n_samples], final_phase [b, 1, 1] float64)``.
+        ``(audio [b, n], final_phase [b, 1, 1] float64)``: ``n = n_samples`` (less one frame
+        with `lookahead`); the phase at the last returned sample.
     """
     n_harmonics = int(harmonic_distribution.shape[-1])
     harmonic_amps = tf_float32(amplitudes) * tf_float32(harmonic_distribution)  # [b, t, k]
     f0_env = resample_linear(f0_hz, n_samples)  # [b, n, 1]
     numbers = harmonic_numbers(n_harmonics)
-    phase, final_phase = accumulate_phase(f0_env, sample_rate, initial_phase)  # [b, n, 1]
+    n_out = n_samples - (n_samples // int(f0_hz.shape[1]) if lookahead else 0)
+    phase, final_phase = accumulate_phase(f0_env, sample_rate, initial_phase, n_out - 1)
     # h * phase in float32: error <= h * 2 pi * 2^-24 ~ 2e-5 rad at h = 60. The sinusoids
     # depend on f0 only (an input, never trained), so they carry no gradient.
     below = tf.cast(f0_env * numbers < sample_rate / 2.0, tf.float32)
     sinusoids = tf.stop_gradient(tf.sin(phase * numbers) * below)  # [b, n, k]
     if amp_resample_method == "window":
-        return _window_weighted_sum(sinusoids, harmonic_amps), final_phase
-    amp_env = upsample(harmonic_amps, n_samples, amp_resample_method)  # [b, n, k]
-    return tf.reduce_sum(amp_env * sinusoids, axis=-1), final_phase
+        audio = _window_weighted_sum(sinusoids, harmonic_amps)
+    else:
+        amp_env = upsample(harmonic_amps, n_samples, amp_resample_method)  # [b, n, k]
+        audio = tf.reduce_sum(amp_env * sinusoids, axis=-1)
+    return audio[:, :n_out], final_phase
 
 
 def _window_weighted_sum(sinusoids: tf.Tensor, amps: tf.Tensor) -> tf.Tensor:
@@ -267,6 +281,25 @@ def _window_weighted_sum(sinusoids: tf.Tensor, amps: tf.Tensor) -> tf.Tensor:
     current = tf.einsum("btrk,btk->btr", blocks, amps) * window[hop:]
     upcoming = tf.einsum("btrk,btk->btr", blocks, following) * window[:hop]
     return tf.reshape(current + upcoming, [-1, n_samples])
+
+
+def white_noise(seed: int, start: int, n_samples: int, chunk: int = 65536) -> tf.Tensor:
+    """Samples ``[start, start + n_samples)`` of an endless seeded stream of uniform noise.
+
+    The stream is made of `chunk`-sample pieces, each drawn from a stateless generator keyed
+    by ``(seed, piece index)``, so cutting the stream into blocks of any size gives the same
+    samples (block-by-block synthesis equals one-shot synthesis).
+
+    Returns:
+        float32 ``[n_samples]`` in [-1, 1).
+    """
+    first, last = start // chunk, (start + max(n_samples, 1) - 1) // chunk
+    pieces = [
+        tf.random.stateless_uniform([chunk], tf.constant([seed, i], tf.int64), -1.0, 1.0)
+        for i in range(first, last + 1)
+    ]
+    offset = start - first * chunk
+    return tf.concat(pieces, axis=0)[offset : offset + n_samples]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,8 +49,10 @@ class ZEncoder(tf.Module):
         self.rnn = nn.GRU(30, units, rng)
         self.out = nn.Dense(units, z_dims, rng)
 
-    def __call__(self, audio: tf.Tensor, n_frames: int) -> tf.Tensor:
-        """``[b, n]`` audio -> ``[b, n_frames, z_dims]``."""
+    def __call__(
+        self, audio: tf.Tensor, n_frames: int, state: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``[b, n]`` audio -> ``(z [b, n_frames, z_dims], GRU state [b, units])``."""
         spec = tf.abs(tf.signal.stft(audio, 1024, 256, pad_end=True))
         mel = tf.tensordot(
             spec,
@@ -58,8 +60,8 @@ class ZEncoder(tf.Module):
             1,
         )
         mfcc = tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))[..., :30]
-        z = self.out(self.rnn(self.norm(mfcc))[0])
-        return dsp.resample_linear(z, n_frames)
+        hidden, state = self.rnn(self.norm(mfcc), state)
+        return dsp.resample_linear(self.out(hidden), n_frames), state
 
 
 @gin.configurable
@@ -124,48 +126,72 @@ class Autoencoder(tf.Module):
         controls["noise_magnitudes"] = raw[..., 1 + k :]
         return controls, state
 
+    def controls(
+        self, features: dict[str, tf.Tensor], state: dict[str, tf.Tensor] | None = None
+    ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+        """Features -> the synthesizers' physical controls, frame by frame.
+
+        Args:
+            features: ``f0_hz``, ``loudness_db`` ``[b, t]``; ``audio`` ``[b, t * hop]`` when
+                the model has a z encoder (or a precomputed ``z`` ``[b, t, z_dims]``).
+            state: ``{"rnn": [b, units], "z_rnn": [b, units]}`` from the previous block.
+        Returns:
+            ``({f0_hz [b,t,1] Hz, amplitudes [b,t,1], harmonic_distribution [b,t,k] (sums to
+            1 below Nyquist), noise_magnitudes [b,t,m] linear}, state)``.
+        """
+        state = dict(state or {})
+        f0_hz = dsp.tf_float32(features["f0_hz"])
+        features = dict(features)
+        if self.encoder is not None and "z" not in features:
+            features["z"], state["z_rnn"] = self.encoder(
+                dsp.tf_float32(features["audio"]), int(f0_hz.shape[1]), state.get("z_rnn")
+            )
+        raw, state["rnn"] = self.decode(features, state.get("rnn"))
+        controls = self.harmonic.get_controls(
+            raw["amplitudes"], raw["harmonic_distribution"], f0_hz[..., None]
+        )
+        if self.noise is not None:
+            controls["noise_magnitudes"] = self.noise.get_controls(raw["noise_magnitudes"])[
+                "magnitudes"
+            ]
+        return controls, state
+
     def __call__(
         self,
         features: dict[str, tf.Tensor],
         noise_seed: tf.Tensor | None = None,
         state: dict[str, tf.Tensor] | None = None,
+        white: tf.Tensor | None = None,
     ) -> dict[str, tf.Tensor]:
-        """Resynthesize.
+        """Resynthesize in one piece (training, short inputs; `transfer` streams long ones).
 
         Args:
-            features: ``f0_hz``, ``loudness_db`` ``[b, t]``; ``audio`` ``[b, t * hop]`` when the
-                model has a z encoder (or a precomputed ``z`` ``[b, t, z_dims]``).
+            features: see `controls`.
             noise_seed: ``[2]`` int seed of the noise (stateless, so runs are repeatable).
-            state: ``{"rnn": [b, units], "phase": [b, 1, 1]}`` carried from a previous block.
+            state: ``{"rnn", "z_rnn": [b, units], "phase": [b, 1, 1]}`` from a previous block.
+            white: ``[b, t * hop]`` uniform noise to filter instead of drawing it.
         Returns:
             ``audio`` ``[b, t * hop]`` and its parts ``harmonic``, ``noise``, ``dry``, plus
             ``state`` for the next block.
         """
         state = state or {}
-        f0_hz = dsp.tf_float32(features["f0_hz"])
-        n_frames = int(f0_hz.shape[1])
-        n_samples = n_frames * self.hop
-        features = dict(features)
-        if self.encoder is not None and "z" not in features:
-            features["z"] = self.encoder(dsp.tf_float32(features["audio"]), n_frames)
-        raw, rnn_state = self.decode(features, state.get("rnn"))
-        controls = self.harmonic.get_controls(
-            raw["amplitudes"], raw["harmonic_distribution"], f0_hz[..., None]
-        )
-        harmonic, phase = self.harmonic.get_signal(
+        controls, new_state = self.controls(features, state)
+        n_samples = int(controls["f0_hz"].shape[1]) * self.hop
+        noise_magnitudes = controls.pop("noise_magnitudes", None)
+        harmonic, new_state["phase"] = self.harmonic.get_signal(
             **controls, initial_phase=state.get("phase"), n_samples=n_samples
         )
         out = {"harmonic": harmonic}
         dry = harmonic
-        if self.noise is not None:
-            seed = tf.constant([0, 0], tf.int32) if noise_seed is None else noise_seed
-            white = tf.random.stateless_uniform(tf.shape(harmonic), seed, -1.0, 1.0)
-            magnitudes = self.noise.get_controls(raw["noise_magnitudes"])["magnitudes"]
-            out["noise"] = self.noise.get_signal(magnitudes, white)
+        if noise_magnitudes is not None:
+            if white is None:
+                seed = tf.constant([0, 0], tf.int32) if noise_seed is None else noise_seed
+                white = tf.random.stateless_uniform(tf.shape(harmonic), seed, -1.0, 1.0)
+            out["noise"] = self.noise.get_signal(noise_magnitudes, white)
             dry = dry + out["noise"]
         out["dry"] = dry
         out["audio"] = self.reverb(dry) if self.reverb is not None else dry
-        out["state"] = {"rnn": rnn_state, "phase": phase}
+        out["state"] = new_state
         return out
 
 

@@ -165,9 +165,14 @@ class Reverb(tf.Module):
             ir = tf.broadcast_to(ir[None, :], [tf.shape(audio)[0], int(ir.shape[0])])
         return {"audio": dsp.tf_float32(audio), "ir": ir}
 
+    @staticmethod
+    def effective_ir(ir: tf.Tensor) -> tf.Tensor:
+        """The IR as applied: ``[..., m]`` with its first tap (the dry path's job) zeroed."""
+        return tf.concat([tf.zeros_like(ir[..., :1]), ir[..., 1:]], axis=-1)
+
     def get_signal(self, audio: tf.Tensor, ir: tf.Tensor) -> tf.Tensor:
         """``[b, n]`` audio, ``[b, m]`` IR -> ``[b, n]`` (wet, plus dry when `add_dry`)."""
-        ir = tf.concat([tf.zeros_like(ir[:, :1]), ir[:, 1:]], axis=1)
+        ir = self.effective_ir(ir)
         wet = dsp.fft_convolve(audio, ir, padding="same", delay_compensation=0)
         return wet + audio if self.add_dry else wet
 
