@@ -212,7 +212,10 @@ def prepare_command(
     eval_fraction: Annotated[
         float, typer.Option(help="Share held out for evaluation (by file).", min=0.0, max=0.9)
     ] = 0.1,
-    sample_rate: Annotated[int, typer.Option(help="Audio rate (Hz); CREPE needs 16000.")] = 16000,
+    sample_rate: Annotated[
+        int,
+        typer.Option(help="Audio rate (Hz) of the dataset (pitch is tracked on a 16 kHz copy)."),
+    ] = 16000,
     frame_rate: Annotated[int, typer.Option(help="Feature frames per second.")] = 250,
     pitch_model: Annotated[str, typer.Option(help="CREPE capacity: full or tiny.")] = "full",
     pitch_hop_ms: Annotated[
@@ -394,6 +397,171 @@ def fit_command(
     if export is not None:
         train.export_model(output, export, force=force)
         ui.info(f"inference-only copy in {export}")
+
+
+@app.command("transfer")
+def transfer_command(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Audio files, folders, globs, or - (stdin).", show_default=False),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (`ddsp models list`) or directory.")
+    ] = "violin",
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="WAV file or - (default: <input>.<model>.wav)."),
+    ] = None,
+    out_dir: Annotated[
+        str | None, typer.Option(help="Folder for the outputs of several inputs.")
+    ] = None,
+    octave: Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")] = 0,
+    semitones: Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")] = 0.0,
+    loudness_shift: Annotated[float, typer.Option(help="dB added to the loudness.")] = 0.0,
+    autotune: Annotated[
+        float, typer.Option(help="0..1: pull the pitch towards the best-fitting scale.")
+    ] = 0.0,
+    auto_adjust: Annotated[
+        bool,
+        typer.Option(help="Move pitch by octaves and map loudness onto the model's training data."),
+    ] = True,
+    quiet_db: Annotated[
+        float, typer.Option("--quiet", help="dB to turn down frames without notes (auto-adjust).")
+    ] = 20.0,
+    note_confidence: Annotated[
+        float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
+    ] = 0.7,
+    reverb: Annotated[bool, typer.Option(help="Apply the model's reverb.")] = True,
+    stems: Annotated[
+        str | None, typer.Option(help="Folder for the harmonic, noise and reverb parts.")
+    ] = None,
+    sample_rate: Annotated[
+        int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
+    ] = None,
+    peak_db: Annotated[
+        float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
+    ] = -1.0,
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
+    ] = False,
+    plot: Annotated[str | None, typer.Option(help="PNG of features and spectrograms.")] = None,
+    save_features: Annotated[
+        str | None, typer.Option(help="NPZ of the adjusted features (for --features).")
+    ] = None,
+    features_in: Annotated[
+        str | None,
+        typer.Option("--features", help="NPZ features to use instead of extracting them."),
+    ] = None,
+    pitch_model: Annotated[
+        str, typer.Option(help="CREPE capacity for the input's pitch: tiny or full.")
+    ] = "tiny",
+    pitch_hop_ms: Annotated[
+        float | None, typer.Option(help="Run CREPE every N ms (multiple of 4).")
+    ] = None,
+    block_secs: Annotated[
+        float, typer.Option(help="Seconds synthesized per block (memory).", min=0.1)
+    ] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Turn recordings into an instrument: extract features, adjust them, resynthesize.
+
+    Example: [bold]ddsp transfer speech.wav --model violin --octave 1[/bold]. Works in pipes:
+    [bold]sox in.mp3 -t wav - | ddsp transfer - -o - | sox - out.flac[/bold].
+    """
+    from ddspcli.engine import audio, features, transfer
+    from ddspcli.engine import model as model_lib
+    from ddspcli.errors import InputError, OutputError
+
+    if pitch_model not in features.DEFAULT_PITCH_HOP_MS:
+        raise typer.BadParameter("--pitch-model must be tiny or full")
+    if not 0.0 <= autotune <= 1.0:
+        raise typer.BadParameter("--autotune must be within 0..1")
+    files = audio.find_audio(inputs) if inputs else []
+    if not files and features_in is None:
+        raise InputError("give an audio file, a folder, - for stdin, or --features NPZ")
+    single = len(files) <= 1
+    if not single and (output is not None or plot or save_features or features_in):
+        raise OutputError(
+            "-o, --plot, --save-features and --features take one input; use --out-dir for several"
+        )
+    if json_out and output == "-":
+        raise OutputError("--json and -o - both use stdout; write the audio to a file")
+    with ui.DownloadProgress() as progress:
+        model_dir, name = transfer.resolve_model(model, progress)
+        loaded = model_lib.load_model_dir(model_dir)
+        try:
+            fsettings = transfer.feature_settings(loaded.info, pitch_model, pitch_hop_ms)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+        weights = None if features_in else str(_pitch_weights(pitch_model, progress))
+    sources = files or [None]
+    jobs = [
+        transfer.Job(src, output or transfer.default_output(src or features_in, name, out_dir),
+                     features_in, save_features, plot, stems)
+        for src in sources
+    ]  # fmt: skip
+    _check_transfer_outputs(jobs, name, force)
+    adjustments = transfer.Adjustments(
+        auto=auto_adjust, quiet_db=quiet_db, octaves=octave, semitones=semitones,
+        loudness_shift_db=loudness_shift, autotune=autotune, note_confidence=note_confidence,
+    )  # fmt: skip
+    rsettings = transfer.RenderSettings(
+        reverb=reverb, sample_rate=sample_rate, peak_db=peak_db, normalize=normalize,
+        seed=seed, block_s=block_secs,
+    )  # fmt: skip
+    stdin = {"-": audio.read_audio("-", fsettings.sample_rate)[0]} if "-" in files else {}
+    cost = transfer.FEATURE_COST.get(pitch_model, 1.0) + transfer.RENDER_COST
+    total = sum(_expected_frames(f, stdin, fsettings) for f in files if f) or 1
+    summaries = []
+    with ui.CountProgress("transfer", round(cost * total), show_count=False) as bar:
+        for job in jobs:
+            summary = transfer.run_job(
+                job, loaded, name, fsettings, adjustments, rsettings, weights,
+                bar.advance, force=force, stdin=stdin.get(job.source),
+            )  # fmt: skip
+            for line in summary["warnings"]:
+                ui.warn(line)
+            ui.info(_transfer_line(summary))
+            summaries.append(summary)
+    if json_out:
+        json.dump(summaries[0] if single else summaries, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+
+
+def _check_transfer_outputs(jobs: list, model_name: str, force: bool) -> None:
+    """Fail before any work when an output exists (without --force) or cannot be written."""
+    from ddspcli.engine import audio, transfer
+    from ddspcli.errors import OutputError
+
+    for folder in {j.stems_dir for j in jobs} | {str(Path(j.output).parent) for j in jobs}:
+        if folder is not None and jobs[0].output != "-":
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    for job in jobs:
+        parts = transfer.stem_paths(job, model_name, transfer.PART_NAMES).values()
+        for path in (job.output, job.plot, job.save_features, *parts):
+            if path is None:
+                continue
+            if path in seen and path != "-":
+                raise OutputError(f"two outputs would be written to {path}; use --out-dir")
+            seen.add(path)
+            audio.check_output(path, force=force)
+
+
+def _transfer_line(summary: dict) -> str:
+    """``speech.wav (12.3 s) -> speech.violin.wav  +12 semitones  0.41 s/s``."""
+    target = "stdout" if summary["output"] == "-" else summary["output"]
+    shift = summary["adjustments"].get("semitones", 0.0)
+    rtf = summary["real_time_factor"]
+    return (
+        f"{summary['input']} ({summary['seconds']:.1f} s) -> {target}  "
+        f"{shift:+g} semitones  {summary['wall_s']:.1f} s wall"
+        + (f" ({rtf:.2f} s per audio s)" if rtf is not None else "")
+    )
 
 
 models_app = typer.Typer(

@@ -134,6 +134,9 @@ def test_blocks_give_the_same_features_as_one_pass(crepe_weights):
 def test_settings_validation():
     with pytest.raises(ValueError, match="multiple of 4 ms"):
         features.FeatureSettings(pitch_hop_ms=10).validate()
-    with pytest.raises(ValueError, match="16000 Hz"):
+    with pytest.raises(ValueError, match="does not divide 22050 Hz"):
         features.FeatureSettings(sample_rate=22050).validate()
+    with pytest.raises(ValueError, match="does not divide 16000 Hz"):
+        features.FeatureSettings(sample_rate=48000, frame_rate=300).validate()
+    features.FeatureSettings(sample_rate=32000).validate()
     assert features.FeatureSettings().to_dict()["pitch_hop_ms"] == 32.0

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from ddspcli import storage
 from ddspcli.engine.features import FEATURE_KEYS
+from ddspcli.engine.transfer import detect_notes
 from ddspcli.errors import InputError
 
 DATASET_JSON = "dataset.json"
@@ -108,28 +109,6 @@ def shard_names(split: str, n_shards: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Statistics.
-
-
-def detect_notes(
-    loudness_db: np.ndarray,
-    f0_confidence: np.ndarray,
-    confidence_threshold: float = 0.7,
-    loudness_floor_db: float = -60.0,
-    smoothing: int = 9,
-) -> np.ndarray:
-    """Frames where a note sounds: confident pitch and loudness above a floor, smoothed.
-
-    Args:
-        loudness_db, f0_confidence: ``[frames]``.
-        smoothing: frames of a moving majority filter (odd) that removes flicker.
-    Returns:
-        bool ``[frames]``.
-    """
-    on = (f0_confidence >= confidence_threshold) & (loudness_db > loudness_floor_db)
-    if smoothing > 1 and len(on) >= smoothing:
-        kernel = np.ones(smoothing) / smoothing
-        on = np.convolve(on.astype(float), kernel, mode="same") > 0.5
-    return on
 
 
 def compute_statistics(per_file: list[dict[str, np.ndarray]], n_quantiles: int = 101) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +61,9 @@ class FeatureSettings:
 
     def validate(self) -> None:
         """Raise ValueError for settings the engine cannot honour."""
-        if self.sample_rate != pitch.SAMPLE_RATE:
-            raise ValueError(f"CREPE needs {pitch.SAMPLE_RATE} Hz audio, not {self.sample_rate}")
-        if self.sample_rate % self.frame_rate:
-            raise ValueError(f"frame rate {self.frame_rate} does not divide {self.sample_rate}")
+        for rate in (self.sample_rate, pitch.SAMPLE_RATE):  # pitch is tracked at 16 kHz
+            if rate % self.frame_rate:
+                raise ValueError(f"frame rate {self.frame_rate} does not divide {rate} Hz")
         if self.pitch_model not in DEFAULT_PITCH_HOP_MS:
             raise ValueError(f"pitch model must be one of {sorted(DEFAULT_PITCH_HOP_MS)}")
         _ = self.pitch_stride
@@ -239,7 +238,8 @@ def compute_features(
     """The feature dict for 16 kHz mono audio.
 
     Args:
-        audio: ``[n]`` float32 at ``settings.sample_rate``.
+        audio: ``[n]`` float32 at ``settings.sample_rate`` (CREPE runs on a 16 kHz copy when
+            that is another rate).
         weights_path: CREPE checkpoint (``.pth`` or converted ``.npz``) for the pitch model.
         settings: defaults to `FeatureSettings()`.
         progress: called with feature frames done (pitch is the slow part).
@@ -251,5 +251,21 @@ def compute_features(
     audio = np.asarray(audio, np.float32)
     loudness = compute_loudness(audio, settings)
     tracker = load_tracker(str(weights_path))
-    f0, conf = compute_pitch(audio, tracker, settings, loudness, progress)
+    if settings.sample_rate == pitch.SAMPLE_RATE:
+        f0, conf = compute_pitch(audio, tracker, settings, loudness, progress)
+    else:  # CREPE hears a 16 kHz copy; its frames fall at the same times
+        from ddspcli.engine.audio import resample
+
+        at_16k = replace(settings, sample_rate=pitch.SAMPLE_RATE)
+        audio_16k = resample(audio, settings.sample_rate, pitch.SAMPLE_RATE)
+        loud_16k = compute_loudness(audio_16k, at_16k)
+        f0, conf = (
+            _fit_length(x, len(loudness))
+            for x in compute_pitch(audio_16k, tracker, at_16k, loud_16k, progress)
+        )
     return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loudness}
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or extend (holding the last value) a frame array to `n` frames."""
+    return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)), mode="edge")

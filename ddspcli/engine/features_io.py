@@ -91,3 +91,62 @@ def plot(
     with atomic_path(dest, force=force) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def plot_transfer(
+    audio_in: np.ndarray | None,
+    audio_out: np.ndarray,
+    original: dict[str, np.ndarray],
+    adjusted: dict[str, np.ndarray],
+    sample_rate: int,
+    out_rate: int,
+    frame_rate: int,
+    dest: str | Path,
+    *,
+    title: str = "",
+    force: bool = False,
+) -> None:
+    """PNG of a transfer: input and output spectrograms, original vs adjusted f0 (MIDI) and
+    loudness (dB), with the detected notes shaded.
+
+    Args:
+        audio_in: ``[n]`` at `sample_rate` (None: its panel is left out).
+        audio_out: ``[m]`` at `out_rate`.
+        original, adjusted: feature dicts ``[frames]``; `adjusted` holds the bool ``notes``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spectra = [("input", audio_in, sample_rate)] if audio_in is not None else []
+    spectra.append(("output", audio_out, out_rate))
+    rows = len(spectra) + 2
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(10, 2.2 * rows), sharex=True, layout="constrained",
+        height_ratios=[2] * len(spectra) + [2, 1.5],
+    )  # fmt: skip
+    for ax, (label, signal, rate) in zip(axes, spectra, strict=False):
+        ax.specgram(signal, NFFT=1024, Fs=rate, noverlap=768, cmap="magma", vmin=-120)
+        ax.set_ylabel(f"{label} (Hz)")
+    axes[0].set_title(title)
+    time_s = np.arange(len(original["f0_hz"])) / frame_rate
+    notes = np.asarray(adjusted["notes"], bool)
+    f0_ax, ld_ax = axes[-2], axes[-1]
+    with np.errstate(divide="ignore"):
+        midi = {k: 69 + 12 * np.log2(np.maximum(d["f0_hz"], 1e-3) / 440.0)
+                for k, d in (("original", original), ("adjusted", adjusted))}  # fmt: skip
+    for key, style in (("original", ":"), ("adjusted", "-")):
+        f0_ax.plot(time_s, np.where(notes, midi[key], np.nan), style, lw=1, label=f"{key} f0")
+        ld_ax.plot(time_s, {"original": original, "adjusted": adjusted}[key]["loudness_db"],
+                   style, lw=0.8, label=f"{key} loudness")  # fmt: skip
+    for ax in (f0_ax, ld_ax):
+        ax.fill_between(time_s, 0, 1, where=notes, color="tab:green", alpha=0.12,
+                        transform=ax.get_xaxis_transform(), label="notes")  # fmt: skip
+        ax.legend(loc="upper right", fontsize="small")
+    f0_ax.set_ylabel("f0 (MIDI)")
+    ld_ax.set_ylabel("loudness (dB)")
+    ld_ax.set_xlabel("time (s)")
+    with atomic_path(dest, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
