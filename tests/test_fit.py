@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TONE_MODEL_PARAMS
 from toneset import write_tone_dataset
 
 from ddspcli.engine import data, features, model, train
 from ddspcli.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError
 
-SMALL = [
-    "Autoencoder.rnn_units = 48",
-    "Autoencoder.n_harmonics = 16",
-    "Autoencoder.n_noise_bands = 16",
-    "Autoencoder.reverb_length = 0",
-]
+SMALL = TONE_MODEL_PARAMS
 CLI_SMALL = [arg for p in SMALL for arg in ("--gin-param", p)]
 
 
@@ -42,23 +38,13 @@ def json_losses(stdout: str) -> dict[int, float]:
     return {s["step"]: s["loss"] for s in map(json.loads, stdout.splitlines())}
 
 
-def test_loss_decreases_and_resynthesis_follows_f0(tones, tmp_path, crepe_weights):
-    settings = train.TrainSettings(
-        steps=300, batch_size=4, learning_rate=3e-3, checkpoint_every=150, summary_every=50
-    )
-    trainer, resumed = train.open_run(
-        tmp_path / "run", str(tones), "tiny", [], SMALL, False, settings, False, True
-    )
-    assert not resumed
-    before = trainer.evaluate()
-    seen = []
-    assert trainer.fit(seen.append, lambda: False) == "done"
-    after = trainer.evaluate()
-    assert after < 0.6 * before, (before, after)
-    assert [s.step for s in seen] == [50, 100, 150, 200, 250, 300]
+def test_loss_decreases_and_resynthesis_follows_f0(tone_model, crepe_weights):
+    tones = tone_model["tones"]
+    assert tone_model["after"] < 0.6 * tone_model["before"], tone_model
+    assert [s.step for s in tone_model["summaries"]] == [100, 200, 300, 400, 500, 600]
     # The trained model, reloaded from its folder, renders a tone whose pitch (measured by the
     # engine's own tracker) is the input's.
-    loaded = model.load_model_dir(str(tmp_path / "run"))
+    loaded = model.load_model_dir(str(tone_model["run"]))
     batch = next(iter(data.make_dataset(tones, "eval", 1, shuffle=False, repeat=False)))
     audio = loaded.model(batch)["audio"][0].numpy()
     assert np.isfinite(audio).all() and np.abs(audio).max() > 1e-3

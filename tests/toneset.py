@@ -20,7 +20,10 @@ def tone(f0: np.ndarray, sample_rate: int, hop: int, rng: np.random.Generator) -
     f0_env = np.repeat(f0, hop)
     phase = 2 * np.pi * np.cumsum(f0_env) / sample_rate
     n = len(f0_env)
-    envelope = np.minimum(1.0, np.arange(n) / (0.05 * sample_rate)) * rng.uniform(0.1, 0.4)
+    # A 50 ms attack, then a crescendo or diminuendo between two levels 0.02..0.5 apart (up to
+    # 28 dB), so that a model learns how loudness sets the amplitude.
+    levels = np.exp(rng.uniform(np.log(0.02), np.log(0.5), 2))
+    envelope = np.minimum(1.0, np.arange(n) / (0.05 * sample_rate)) * np.geomspace(*levels, n)
     audio = sum(np.sin(h * phase) / h for h in range(1, 9) if h * f0_env.max() < sample_rate / 2)
     return (envelope * audio / 2).astype(np.float32)
 

@@ -115,14 +115,14 @@ def shift_pitch(f0_hz: np.ndarray, semitones: float, limits: tuple[float, float]
 def estimate_tuning(f0_hz: np.ndarray, notes: np.ndarray) -> float:
     """Tuning offset of the note-on pitch from A440 equal temperament, in semitones [-0.5, 0.5).
 
-    Uses `librosa.pitch_tuning` (a histogram of deviations from the nearest semitone).
+    The circular mean of each frame's position within its semitone (vibrato around a note
+    averages out; a histogram mode would pick the vibrato's turning points).
     """
-    import librosa
-
     voiced = f0_hz[notes & (f0_hz > 0)]
     if voiced.size == 0:
         return 0.0
-    return float(librosa.pitch_tuning(voiced, resolution=0.01, bins_per_octave=12))
+    angle = np.angle(np.mean(np.exp(2j * np.pi * hz_to_midi(voiced))))
+    return float(angle / (2 * np.pi))
 
 
 def nearest_in_scale(midi: np.ndarray, root: int) -> np.ndarray:
