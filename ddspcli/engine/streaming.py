@@ -180,7 +180,8 @@ class StreamRenderer:
             parts["noise"] = self._take_noise(start, stop)
             dry = dry + parts["noise"]
         parts["dry"] = dry
-        parts["audio"] = self._reverb(dry) if self._ir is not None else dry
+        if "audio" in self._out:
+            parts["audio"] = self._reverb(dry) if self._ir is not None else dry
         for name, out in self._out.items():
             out[start:stop] = parts.get(name, 0.0)
         self._pending = {k: v[:, count:] for k, v in self._pending.items()}

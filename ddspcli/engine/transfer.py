@@ -377,16 +377,16 @@ def render(
 
     model = loaded.model
     block = max(1, round(settings.block_s * model.frame_rate))
-    wanted = {"dry"} | ({"audio"} if settings.reverb and model.reverb is not None else set())
+    wet = settings.reverb and model.reverb is not None
+    final = "audio" if wet else "dry"
+    wanted = {final} | ({"dry"} if wet and "reverb" in parts else set())
     wanted |= {p for p in parts if p in ("harmonic", "noise") and (p != "noise" or model.noise)}
     renderer = streaming.StreamRenderer(model, settings.seed, block)
     out = renderer.render(features, audio, tuple(sorted(wanted)), progress)
-    result = {"audio": out.get("audio", out["dry"])}
-    for part in parts:
-        if part == "reverb" and "audio" in out:
-            result["reverb"] = out["audio"] - out["dry"]
-        elif part in out:
-            result[part] = out[part]
+    result = {"audio": out.pop(final)}
+    if "dry" in out:
+        result["reverb"] = result["audio"] - out.pop("dry")
+    result.update(out)
     return result
 
 
@@ -490,7 +490,7 @@ def run_job(
     gain = peak_gain(rendered["audio"], rsettings.peak_db, rsettings.normalize)
     out_rate = rsettings.sample_rate or sr
     for key, value in rendered.items():
-        value = value * np.float32(gain)
+        value *= np.float32(gain)  # in place: long outputs are the largest arrays held
         rendered[key] = audio_io.resample(value, sr, out_rate) if out_rate != sr else value
     audio_io.write_wav(
         job.output, rendered["audio"], out_rate, force=force, subtype=rsettings.subtype
