@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--model", help="model directory or manifest name")
     parser.add_argument("--variants", default="tiny,harmonic+noise+reverb")
     parser.add_argument("--stats", type=Path, help="statistics.json for random models")
-    parser.add_argument("--lengths", default="10,60", help="seconds, comma-separated")
+    parser.add_argument("--lengths", default="10,60", help="seconds, comma-separated ('' skips)")
     parser.add_argument("--pitch-models", default="tiny,full")
     parser.add_argument("--memory-minutes", default="1,10", help="'' to skip")
     args = parser.parse_args()
@@ -117,13 +117,15 @@ def main() -> None:
             for variant in args.variants.split(","):
                 path = random_model_dir(variant, Path(tmp) / variant, args.stats)
                 models[variant] = str(path)
-        print("\n| model | pitch | audio | features | adjust | synthesis | total s/s |")
-        print("|---|---|---|---|---|---|---|")
-        for name, path in models.items():
+        lengths = [float(s) for s in args.lengths.split(",") if s]
+        if lengths:
+            print("\n| model | pitch | audio | features | adjust | synthesis | total s/s |")
+            print("|---|---|---|---|---|---|---|")
+        for name, path in models.items() if lengths else ():
             loaded = model_lib.load_model_dir(path)
             for pitch_model in args.pitch_models.split(","):
                 time_parts(loaded, speech(1.0, args.data), pitch_model, weights[pitch_model])
-                for seconds in [float(s) for s in args.lengths.split(",")]:
+                for seconds in lengths:
                     t = time_parts(loaded, speech(seconds, args.data), pitch_model,
                                    weights[pitch_model])  # fmt: skip
                     per = " | ".join(f"{t[k] / seconds:.3f}" for k in

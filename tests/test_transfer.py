@@ -353,3 +353,22 @@ def test_a_model_at_another_sample_rate_gets_features_at_its_rate(phrase, tmp_pa
     assert rate == 32000 and len(audio) == 2 * len(source)
     assert np.isfinite(audio).all()
     assert json.loads(run.stdout)["adjustments"]["note_fraction"] > 0.5  # pitch was tracked
+
+
+def test_a_folder_of_inputs_goes_to_out_dir(tone_model, phrase, tmp_path):
+    wav, _ = phrase
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    data, rate = sf.read(wav, dtype="float32")
+    sf.write(takes / "a.wav", data[: rate // 2], rate)
+    sf.write(takes / "b.flac", data[rate // 2 : 2 * rate], rate)
+    refused = ddsp("transfer", str(takes), "--model", str(tone_model["run"]), "-o", "x.wav")
+    assert refused.returncode == EXIT_OUTPUT and "--out-dir" in refused.stderr.decode()
+    run = ddsp("transfer", str(takes), "--model", str(tone_model["run"]),
+               "--out-dir", str(tmp_path / "out"), "--json")  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    summaries = json.loads(run.stdout)
+    assert [Path(s["output"]).name for s in summaries] == ["a.run.wav", "b.run.wav"]
+    for name, n in (("a.run.wav", rate // 2), ("b.run.wav", 3 * rate // 2)):
+        out, out_rate = sf.read(tmp_path / "out" / name, dtype="float32")
+        assert out_rate == SR and len(out) == n
