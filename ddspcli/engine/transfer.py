@@ -431,7 +431,7 @@ def run_job(
         loaded: `model.LoadedModel`. fsettings: `features.FeatureSettings` of the model.
         weights_path: CREPE checkpoint (unused when `job.features_in` is given).
         advance: progress callback taking work units (`FEATURE_COST` per feature frame,
-            `RENDER_COST` per rendered frame).
+            `RENDER_COST` per rendered frame) and a status text.
         stdin: the decoded audio when `job.source` is ``-`` (read before, to size the bar).
     Returns:
         A summary: input, output, seconds of audio, wall seconds, real-time factor, gain (dB),
@@ -445,7 +445,8 @@ def run_job(
     from ddspcli.errors import InputError
 
     start = time.perf_counter()
-    advance = advance or (lambda n: None)
+    advance = advance or (lambda n, stage: None)
+    label = (job.source or job.features_in).rsplit("/", 1)[-1]
     sr, hop = fsettings.sample_rate, fsettings.hop
     samples = stdin
     if samples is None and job.source is not None:
@@ -459,10 +460,10 @@ def run_job(
                 f"{job.features_in} has {len(feats['f0_hz'])} frames but {job.source} gives "
                 f"{features_lib.n_frames(len(samples), hop)}; they are not from the same audio"
             )
-        advance(cost * len(feats["f0_hz"]))
+        advance(cost * len(feats["f0_hz"]), f"{label}: features read")
     else:
         feats = features_lib.compute_features(
-            samples, weights_path, fsettings, lambda n: advance(cost * n)
+            samples, weights_path, fsettings, lambda n: advance(cost * n, f"{label}: features")
         )
     n_frames = len(feats["f0_hz"])
     n_samples = (
@@ -481,11 +482,12 @@ def run_job(
             "writing silence. Lower --note-confidence if the input does hold notes"
         )
         rendered = {p: np.zeros(n_frames * hop, np.float32) for p in ("audio", *parts)}
-        advance(RENDER_COST * n_frames)
+        advance(RENDER_COST * n_frames, f"{label}: silent")
     else:
         rendered = render(
-            loaded, adjusted, samples, rsettings, parts, lambda n: advance(RENDER_COST * n)
-        )
+            loaded, adjusted, samples, rsettings, parts,
+            lambda n: advance(RENDER_COST * n, f"{label}: synthesis"),
+        )  # fmt: skip
     rendered = {k: v[:n_samples] for k, v in rendered.items()}
     gain = peak_gain(rendered["audio"], rsettings.peak_db, rsettings.normalize)
     out_rate = rsettings.sample_rate or sr
