@@ -426,7 +426,10 @@ def transfer_command(
         typer.Option(help="Move pitch by octaves and map loudness onto the model's training data."),
     ] = True,
     quiet_db: Annotated[
-        float, typer.Option("--quiet", help="dB to turn down frames without notes (auto-adjust).")
+        float,
+        typer.Option(
+            "--quiet", "--quiet-db", help="dB to turn down frames without notes (auto-adjust)."
+        ),
     ] = 20.0,
     note_confidence: Annotated[
         float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
