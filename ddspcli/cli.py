@@ -507,7 +507,7 @@ def transfer_command(
                      features_in, save_features, plot, stems)
         for src in sources
     ]  # fmt: skip
-    _check_transfer_outputs(jobs, name, force)
+    _check_transfer_outputs(jobs, name, out_dir, force)
     adjustments = transfer.Adjustments(
         auto=auto_adjust, quiet_db=quiet_db, octaves=octave, semitones=semitones,
         loudness_shift_db=loudness_shift, autotune=autotune, note_confidence=note_confidence,
@@ -535,14 +535,19 @@ def transfer_command(
         sys.stdout.write("\n")
 
 
-def _check_transfer_outputs(jobs: list, model_name: str, force: bool) -> None:
-    """Fail before any work when an output exists (without --force) or cannot be written."""
+def _check_transfer_outputs(jobs: list, model_name: str, out_dir: str | None, force: bool) -> None:
+    """Fail before any work when an output exists (without --force) or cannot be written.
+
+    The folders named by --out-dir and --stems are created; other outputs need their folder.
+    """
     from ddspcli.engine import audio, transfer
     from ddspcli.errors import OutputError
 
-    for folder in {j.stems_dir for j in jobs} | {str(Path(j.output).parent) for j in jobs}:
-        if folder is not None and jobs[0].output != "-":
+    for folder in {out_dir, *(j.stems_dir for j in jobs)} - {None}:
+        try:
             Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create folder {folder}: {err.strerror or err}") from None
     seen: set[str] = set()
     for job in jobs:
         parts = transfer.stem_paths(job, model_name, transfer.PART_NAMES).values()

@@ -272,19 +272,21 @@ class RenderSettings:
 def resolve_model(name_or_path: str, progress: object | None = None) -> tuple[str, str]:
     """``--model`` -> ``(model directory, short name)``.
 
-    A path to a folder (or any argument with a path separator) is a model directory;
-    anything else is a name in the manifest, pulled (and verified) if needed.
+    A name in the manifest is pulled (and verified) if needed; a folder, or any argument with a
+    path separator, is a model directory.
     """
     import os
 
     from ddspcli import pretrained, storage
     from ddspcli.errors import ModelError
 
-    if storage.is_remote(name_or_path) or os.sep in name_or_path or storage.isdir(name_or_path):
-        if not storage.isdir(name_or_path):
+    looks_like_path = storage.is_remote(name_or_path) or os.sep in name_or_path
+    if looks_like_path or name_or_path not in pretrained.load_manifest():
+        if storage.isdir(name_or_path):
+            return name_or_path, storage.basename(name_or_path.rstrip("/" + os.sep)) or "model"
+        if looks_like_path:
             raise ModelError(f"model directory {name_or_path} does not exist")
-        return name_or_path, storage.basename(name_or_path.rstrip("/" + os.sep)) or "model"
-    spec = pretrained.get_spec(name_or_path)
+    spec = pretrained.get_spec(name_or_path)  # an unknown name raises, listing the known ones
     if spec.kind != "instrument":
         raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
     return str(pretrained.pull(spec, progress)), name_or_path
@@ -465,6 +467,8 @@ def run_job(
         feats = features_lib.compute_features(
             samples, weights_path, fsettings, lambda n: advance(cost * n, f"{label}: features")
         )
+    if loaded.model.encoder is not None and samples is None:
+        raise InputError("this model has a z encoder (trained with --z): give the audio too")
     n_frames = len(feats["f0_hz"])
     n_samples = (
         len(samples) if samples is not None else int(meta.get("n_samples", (n_frames - 1) * hop))
