@@ -1,0 +1,126 @@
+"""Reconstruction quality of a model on a prepared split.
+
+Each example is resynthesized from its own features; the output is compared with the recorded
+audio (multi-scale spectral loss) and its features are extracted again and compared with the
+example's (loudness L1 in dB on every frame; f0 L1 in semitones and the share of outliers more
+than a semitone off, on frames whose recorded pitch confidence is at least 0.85).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from ddspcli.engine import data, features, losses
+
+CONFIDENT = 0.85  # f0 is scored where the recording's own pitch confidence is at least this
+OUTLIER_SEMITONES = 1.0
+
+
+@dataclass
+class Scores:
+    """Reconstruction scores of one model on one split (means over examples or frames)."""
+
+    examples: int
+    seconds: float
+    spectral_loss: float  # mean over examples
+    loudness_l1_db: float  # mean over all frames
+    f0_l1_semitones: float  # mean over confident frames
+    f0_outliers: float  # share of confident frames more than 1 semitone off
+    f0_frames: int  # confident frames scored
+    real_time_factor: float  # synthesis wall seconds per second of audio
+    per_example_loss: list[float]
+
+    def to_dict(self) -> dict:
+        """JSON-ready (the per-example list included)."""
+        return asdict(self)
+
+
+def frame_errors(
+    reference: dict[str, np.ndarray], measured: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(|loudness difference| dB [frames], |f0 difference| semitones [confident frames])``.
+
+    Both dicts hold ``f0_hz``, ``f0_confidence``, ``loudness_db`` ``[frames]`` (the shorter
+    length is used). f0 is compared where the reference confidence is >= `CONFIDENT`; a
+    measurement of 0 Hz there counts as 12 semitones off (an outlier).
+    """
+    n = min(len(reference["f0_hz"]), len(measured["f0_hz"]))
+    loud = np.abs(reference["loudness_db"][:n] - measured["loudness_db"][:n])
+    keep = (reference["f0_confidence"][:n] >= CONFIDENT) & (reference["f0_hz"][:n] > 0)
+    ref_f0, got_f0 = reference["f0_hz"][:n][keep], measured["f0_hz"][:n][keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        semis = np.abs(12.0 * np.log2(got_f0 / ref_f0))
+    return loud, np.where(got_f0 > 0, semis, 12.0)
+
+
+def evaluate(
+    loaded,
+    folder: str,
+    weights_path: str,
+    split: str = "eval",
+    stride: int | None = None,
+    max_examples: int | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Scores:
+    """Score `loaded` (a `model.LoadedModel`) on `split` of the prepared dataset `folder`.
+
+    Args:
+        weights_path: CREPE checkpoint for re-extracting f0 (the dataset's pitch model).
+        stride: score every `stride`-th example; default ``example_secs / hop_secs`` so that
+            overlapping examples are not scored twice.
+        max_examples: stop after this many examples.
+        progress: called with the number of examples finished.
+    """
+    info = data.read_info(folder)
+    stored = dict(info.get("settings", {}).get("features", {}))
+    allowed = features.FeatureSettings.__dataclass_fields__
+    fsettings = features.FeatureSettings(**{k: v for k, v in stored.items() if k in allowed})
+    if stride is None:
+        hop = float(info.get("hop_secs") or info["example_secs"])
+        stride = max(1, round(float(info["example_secs"]) / hop))
+    ds = data.make_dataset(folder, split, 1, shuffle=False, repeat=False).unbatch()
+    ds = ds.shard(stride, 0) if stride > 1 else ds
+    if max_examples is not None:
+        ds = ds.take(max_examples)
+    model = loaded.model
+    render = tf.function(lambda batch, s: model(batch, noise_seed=s)["audio"])
+    example_losses, loud_errors, f0_errors = [], [], []
+    seconds = synth_wall = 0.0
+    for step, batch in enumerate(ds.batch(batch_size)):
+        inputs = {k: batch[k] for k in ("f0_hz", "loudness_db", "audio")}
+        start = time.perf_counter()
+        audio = render(inputs, tf.constant([seed, step], tf.int32)).numpy()
+        synth_wall += time.perf_counter() - start
+        for i in range(audio.shape[0]):
+            target = batch["audio"][i].numpy()
+            loss = losses.spectral_loss(target[None], audio[i][None])
+            example_losses.append(float(loss))
+            measured = features.compute_features(audio[i], weights_path, fsettings)
+            reference = {k: batch[k][i].numpy() for k in features.FEATURE_KEYS}
+            loud, semis = frame_errors(reference, measured)
+            loud_errors.append(loud)
+            f0_errors.append(semis)
+            seconds += len(target) / model.sample_rate
+        if progress is not None:
+            progress(audio.shape[0])
+    if not example_losses:
+        raise ValueError(f"{folder} has no '{split}' examples to evaluate")
+    loud_all, f0_all = np.concatenate(loud_errors), np.concatenate(f0_errors)
+    return Scores(
+        examples=len(example_losses),
+        seconds=round(seconds, 3),
+        spectral_loss=float(np.mean(example_losses)),
+        loudness_l1_db=float(loud_all.mean()),
+        f0_l1_semitones=float(f0_all.mean()) if f0_all.size else float("nan"),
+        f0_outliers=float((f0_all > OUTLIER_SEMITONES).mean()) if f0_all.size else float("nan"),
+        f0_frames=int(f0_all.size),
+        real_time_factor=synth_wall / seconds,
+        per_example_loss=example_losses,
+    )
