@@ -325,8 +325,8 @@ def fft_convolve(
 
     Args:
         audio: ``[b, n]``.
-        impulse_response: ``[b, ir]`` or ``[b, t, ir]`` (one IR per block of
-            ``ceil(n / t)`` samples).
+        impulse_response: ``[b, ir]`` (or ``[1, ir]``, shared by the batch: one FFT) or
+            ``[b, t, ir]`` (one IR per block of ``ceil(n / t)`` samples).
         padding: ``same`` (output length n, cropped around the filter delay) or ``valid``
             (full convolution, length ``n + ir - 1``).
         delay_compensation: samples to drop from the start for ``same``; -1 means
@@ -337,10 +337,14 @@ def fft_convolve(
     """
     audio = tf_float32(audio)
     ir = tf_float32(impulse_response)
-    if ir.shape.rank == 2:
-        ir = ir[:, None, :]
-    n_blocks, ir_size = int(ir.shape[1]), int(ir.shape[2])
     audio_size = int(audio.shape[1])
+    if ir.shape.rank == 2:  # one IR for the whole signal: a single FFT product, no framing
+        ir_size = int(ir.shape[1])
+        fft_size = fft_size_for(audio_size, ir_size)
+        spectrum = tf.signal.rfft(audio, [fft_size]) * tf.signal.rfft(ir, [fft_size])
+        out = tf.signal.irfft(spectrum, [fft_size])
+        return _crop(out, audio_size, ir_size, padding, delay_compensation)
+    n_blocks, ir_size = int(ir.shape[1]), int(ir.shape[2])
     block = -(-audio_size // n_blocks)  # ceil
     blocks = tf.signal.frame(audio, block, block, pad_end=True)  # [b, t, block]
     if int(blocks.shape[1]) != n_blocks:
@@ -351,6 +355,13 @@ def fft_convolve(
     fft_size = fft_size_for(block, ir_size)
     spectrum = tf.signal.rfft(blocks, [fft_size]) * tf.signal.rfft(ir, [fft_size])
     out = tf.signal.overlap_and_add(tf.signal.irfft(spectrum, [fft_size]), block)
+    return _crop(out, audio_size, ir_size, padding, delay_compensation)
+
+
+def _crop(
+    out: tf.Tensor, audio_size: int, ir_size: int, padding: str, delay_compensation: int
+) -> tf.Tensor:
+    """Cut a full linear convolution ``[b, >= n + ir - 1]`` to `fft_convolve`'s `padding`."""
     if padding == "valid":
         return out[:, : audio_size + ir_size - 1]
     if padding != "same":

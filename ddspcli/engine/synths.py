@@ -156,13 +156,13 @@ class Reverb(tf.Module):
             self.ir = tf.Variable(noise, name="ir")
 
     def get_controls(self, audio: tf.Tensor, ir: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        """Pick the IR (the variable when trainable) and broadcast it to ``[b, ir]``."""
+        """Pick the IR (the variable when trainable) as ``[b, ir]`` or ``[1, ir]`` (shared)."""
         ir = self.ir if ir is None else ir
         if ir is None:
             raise ValueError("a non-trainable Reverb needs an impulse response")
         ir = dsp.tf_float32(ir)
         if ir.shape.rank == 1:
-            ir = tf.broadcast_to(ir[None, :], [tf.shape(audio)[0], int(ir.shape[0])])
+            ir = ir[None, :]  # [1, m]: shared by the batch (one FFT of the IR, broadcast)
         return {"audio": dsp.tf_float32(audio), "ir": ir}
 
     @staticmethod
@@ -171,7 +171,7 @@ class Reverb(tf.Module):
         return tf.concat([tf.zeros_like(ir[..., :1]), ir[..., 1:]], axis=-1)
 
     def get_signal(self, audio: tf.Tensor, ir: tf.Tensor) -> tf.Tensor:
-        """``[b, n]`` audio, ``[b, m]`` IR -> ``[b, n]`` (wet, plus dry when `add_dry`)."""
+        """``[b, n]`` audio, ``[b or 1, m]`` IR -> ``[b, n]`` (wet, plus dry when `add_dry`)."""
         ir = self.effective_ir(ir)
         wet = dsp.fft_convolve(audio, ir, padding="same", delay_compensation=0)
         return wet + audio if self.add_dry else wet
