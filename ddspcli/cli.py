@@ -692,11 +692,26 @@ def models_export(
     run: Annotated[Path, typer.Argument(help="A run folder or model directory.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+    name: Annotated[str | None, typer.Option(help="Model name stored in model.json.")] = None,
+    description: Annotated[str | None, typer.Option(help="One line about the model.")] = None,
+    license_: Annotated[
+        str | None, typer.Option("--license", help="Licence of the model (and its data).")
+    ] = None,
+    attribution: Annotated[
+        str | None, typer.Option(help="Attribution the training data's licence requires.")
+    ] = None,
 ) -> None:
-    """Write an inference-only copy of a model (no optimizer state: about a third the size)."""
+    """Write an inference-only copy of a model (no optimizer state: about a third the size).
+
+    The copy is flat (model.json, config.gin, statistics.json, ckpt.*), ready to be listed in a
+    manifest; --name, --description, --license and --attribution are stored in its model.json.
+    """
     from ddspcli.engine import train
 
-    info = train.export_model(run, output, force=force)
+    fields = {"name": name, "description": description, "license": license_,
+              "attribution": attribution}  # fmt: skip
+    extra = {k: v for k, v in fields.items() if v is not None}
+    info = train.export_model(run, output, force=force, extra=extra)
     ui.info(f"exported {run} (step {info.get('steps')}) to {output}")
 
 

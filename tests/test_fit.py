@@ -164,8 +164,14 @@ def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
     trainer, _ = train.open_run(tmp_path / "run", str(tones), "tiny", [], [], False,
                                 settings, False, True)  # fmt: skip
     trainer.fit(lambda s: None, lambda: False)
-    run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(tmp_path / "export"))
+    run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(tmp_path / "export"),
+               "--license", "CC BY 4.0", "--attribution", "Tones by the test suite")  # fmt: skip
     assert run.returncode == 0, run.stderr
+    # Flat (every file can be listed in a manifest), publishing fields kept, no local paths.
+    assert all(p.is_file() for p in (tmp_path / "export").iterdir())
+    info = json.loads((tmp_path / "export" / "model.json").read_text())
+    assert info["license"] == "CC BY 4.0" and info["attribution"] == "Tones by the test suite"
+    assert str(tmp_path) not in json.dumps(info) and info["inference_only"]
 
     def size(folder: Path) -> int:
         return sum(p.stat().st_size for p in folder.rglob("ckpt*") if p.is_file())

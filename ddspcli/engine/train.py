@@ -460,8 +460,14 @@ def _prepare_run_folder(
     _write_json(run / TRAIN_JSON, {**asdict(settings), "variant": variant, "data": data_dir})
 
 
-def export_model(run: Path, dest: Path, force: bool = False) -> dict:
-    """Inference-only copy of a model directory: the chosen checkpoint's model variables only."""
+def export_model(run: Path, dest: Path, force: bool = False, extra: dict | None = None) -> dict:
+    """Inference-only copy of a model directory: the chosen checkpoint's model variables only.
+
+    The copy is flat (``model.json``, ``config.gin``, ``statistics.json``, ``ckpt.index``,
+    ``ckpt.data-*``) so that it can be listed file by file in a manifest. `extra` adds
+    publishing fields to ``model.json`` (name, description, license, attribution); the local
+    path of the training data is reduced to its folder name.
+    """
     loaded = model_lib.load_model_dir(str(run))
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()) and not force:
@@ -469,11 +475,14 @@ def export_model(run: Path, dest: Path, force: bool = False) -> dict:
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "model" / "ckpt"))
+        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "ckpt"))
         shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
         if loaded.statistics:
             _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
-        info = {**loaded.info, "checkpoint": "model/ckpt", "inference_only": True}
+        info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
+        if info.get("dataset"):
+            info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
+        info.update(extra or {})
         _write_json(tmp / model_lib.MODEL_JSON, info)
         if dest.exists():
             shutil.rmtree(dest)
