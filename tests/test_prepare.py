@@ -234,3 +234,25 @@ def test_remote_storage_through_gfile_with_beam(audio_folder, crepe_weights, tmp
         np.testing.assert_allclose(remote["f0_hz"], local["f0_hz"], rtol=1e-4)
     with pytest.raises(Exception, match="already holds"):
         prepare.check_outdir(f"{root}/ds", force=False)
+
+
+def test_eval_files_are_chosen_near_the_eval_fraction():
+    from ddspcli.engine.prepare import FileRecord, assign_splits
+
+    def records(durations):
+        # Hashes descend, so hash order is the reverse of the list order.
+        return [FileRecord(f"f{i}", sha256=f"{99 - i:064x}", duration_s=d)
+                for i, d in enumerate(durations)]  # fmt: skip
+
+    # Three renders of 106, 140 and 41 s, 10% target: the 41 s one (14%), not a long one.
+    rs = records([106.0, 140.0, 41.0])
+    assert assign_splits(rs, 0.1) == "file"
+    assert [r.split for r in rs] == ["train", "train", "eval"]
+    # Every file longer than twice the target: the shortest is the eval file.
+    rs = records([300.0, 200.0, 250.0])
+    assign_splits(rs, 0.1)
+    assert [r.split for r in rs] == ["train", "eval", "train"]
+    # Many short files: eval gathers about the target share, in hash order.
+    rs = records([10.0] * 20)
+    assign_splits(rs, 0.1)
+    assert sum(r.split == "eval" for r in rs) == 2

@@ -183,7 +183,11 @@ def _features_to_record_file(
 
 
 def assign_splits(records: list[FileRecord], eval_fraction: float) -> str:
-    """Choose eval files (by content hash order, until `eval_fraction` of the duration).
+    """Choose eval files: about `eval_fraction` of the duration, never a long file by chance.
+
+    Files are taken in content-hash order (stable, independent of names) while they keep the
+    eval share at most twice the target; if every file is longer than that, the shortest one is
+    the eval file. Training always keeps at least one file.
 
     Returns:
         ``file`` (records get ``train``/``eval``), or ``time`` for a single usable file (its
@@ -195,14 +199,16 @@ def assign_splits(records: list[FileRecord], eval_fraction: float) -> str:
             r.split = "train" if eval_fraction <= 0 else "time"
         return "time" if usable and eval_fraction > 0 else "file"
     total = sum(r.duration_s for r in usable)
+    target = eval_fraction * total
     eval_s = 0.0
     for r in sorted(usable, key=lambda r: r.sha256):
-        if eval_s < eval_fraction * total and eval_s + r.duration_s < total:
+        fits = eval_s + r.duration_s <= 2.0 * target and eval_s + r.duration_s < total
+        if eval_s < target and fits:
             r.split, eval_s = "eval", eval_s + r.duration_s
         else:
             r.split = "train"
-    if all(r.split == "eval" for r in usable):
-        usable[-1].split = "train"
+    if eval_s == 0.0 and usable:
+        min(usable, key=lambda r: (r.duration_s, r.sha256)).split = "eval"
     return "file"
 
 
