@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ddspcli import pretrained
-from ddspcli.engine import data, evaluate, transfer
+from ddspcli.engine import data, evaluate
 from ddspcli.engine import model as model_lib
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     pitch_model = stored.get("pitch_model", "full")
     weights = pretrained.pull(pretrained.get_spec(f"crepe-{pitch_model}")) / f"{pitch_model}.pth"
     entries = [(f"{name} (untrained)", lambda p=name: untrained(p)) for name in args.untrained]
-    entries += [(name, lambda n=name: model_lib.load_model_dir(transfer.resolve_model(n)[0]))
+    entries += [(name, lambda n=name: model_lib.load_model_dir(pretrained.resolve_instrument(n)[0]))
                 for name in args.models]  # fmt: skip
     rows = []
     for name, load in entries:

@@ -112,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
         if args.model:
-            models[Path(args.model).name] = transfer.resolve_model(args.model)[0]
+            models[Path(args.model).name] = pretrained.resolve_instrument(args.model)[0]
         else:
             for variant in args.variants.split(","):
                 path = random_model_dir(variant, Path(tmp) / variant, args.stats)

@@ -475,6 +475,7 @@ def transfer_command(
     Example: [bold]ddsp transfer speech.wav --model violin --octave 1[/bold]. Works in pipes:
     [bold]sox in.mp3 -t wav - | ddsp transfer - -o - | sox - out.flac[/bold].
     """
+    from ddspcli import pretrained
     from ddspcli.engine import audio, features, transfer
     from ddspcli.engine import model as model_lib
     from ddspcli.errors import InputError, OutputError
@@ -494,7 +495,7 @@ def transfer_command(
     if json_out and output == "-":
         raise OutputError("--json and -o - both use stdout; write the audio to a file")
     with ui.DownloadProgress() as progress:
-        model_dir, name = transfer.resolve_model(model, progress)
+        model_dir, name = pretrained.resolve_instrument(model, progress)
         loaded = model_lib.load_model_dir(model_dir)
         try:
             fsettings = transfer.feature_settings(loaded.info, pitch_model, pitch_hop_ms)

@@ -555,3 +555,23 @@ def remove(spec: ModelSpec) -> bool:
         for partial in (cache_root() / "partial").glob(f"{spec.name}-{spec.version}-*"):
             partial.unlink()
     return True
+
+
+def resolve_instrument(name_or_path: str, progress: Progress | None = None) -> tuple[str, str]:
+    """``--model`` -> ``(model directory, short name)``.
+
+    A name in the manifest is pulled (and verified) if needed; a folder, or any argument with a
+    path separator, is a model directory.
+    """
+    from ddspcli import storage
+
+    looks_like_path = storage.is_remote(name_or_path) or os.sep in name_or_path
+    if looks_like_path or name_or_path not in load_manifest():
+        if storage.isdir(name_or_path):
+            return name_or_path, storage.basename(name_or_path.rstrip("/" + os.sep)) or "model"
+        if looks_like_path:
+            raise ModelError(f"model directory {name_or_path} does not exist")
+    spec = get_spec(name_or_path)  # an unknown name raises, listing the known ones
+    if spec.kind != "instrument":
+        raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
+    return str(pull(spec, progress)), name_or_path

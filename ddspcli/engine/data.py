@@ -16,8 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddspcli import storage
-from ddspcli.engine.features import FEATURE_KEYS
-from ddspcli.engine.transfer import detect_notes
+from ddspcli.engine.features import FEATURE_KEYS, detect_notes
 from ddspcli.errors import InputError
 
 DATASET_JSON = "dataset.json"

@@ -269,3 +269,29 @@ def compute_features(
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     """Trim or extend (holding the last value) a frame array to `n` frames."""
     return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)), mode="edge")
+
+
+def detect_notes(
+    loudness_db: np.ndarray,
+    f0_confidence: np.ndarray,
+    confidence_threshold: float = 0.7,
+    loudness_floor_db: float = -60.0,
+    smoothing: int = 9,
+) -> np.ndarray:
+    """Frames where a note sounds: confident pitch and loudness above a floor, smoothed.
+
+    Args:
+        loudness_db, f0_confidence: ``[frames]``.
+        confidence_threshold: minimum f0 confidence (0..1).
+        loudness_floor_db: minimum loudness (dB).
+        smoothing: frames of a moving majority filter (odd) that removes flicker.
+    Returns:
+        bool ``[frames]``.
+    """
+    on = (np.asarray(f0_confidence) >= confidence_threshold) & (
+        np.asarray(loudness_db) > loudness_floor_db
+    )
+    if smoothing > 1 and len(on) >= smoothing:
+        kernel = np.ones(smoothing) / smoothing
+        on = np.convolve(on.astype(float), kernel, mode="same") > 0.5
+    return on

@@ -4,7 +4,7 @@ A feature dict holds ``f0_hz`` (Hz), ``f0_confidence`` (0..1) and ``loudness_db`
 ``[frames]``. The model's dataset statistics (``statistics.json``, see
 `ddspcli.engine.data.compute_statistics`) drive the automatic adjustments:
 
-1. `detect_notes`: frames where a note sounds (confident pitch, loud enough, smoothed);
+1. `features.detect_notes`: frames where a note sounds (confident pitch, loud enough, smoothed);
 2. `auto_adjust`: shift note-on pitch by whole octaves towards the model's mean pitch, map
    note-on loudness onto the training loudness distribution (quantile mapping) and turn the
    frames between notes down by ``quiet_db``;
@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ddspcli.engine.features import detect_notes
+
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)  # a natural minor scale is its relative major's set
 
@@ -36,32 +38,6 @@ def hz_to_midi(f0_hz: np.ndarray) -> np.ndarray:
 def midi_to_hz(midi: np.ndarray) -> np.ndarray:
     """MIDI note numbers -> Hz."""
     return 440.0 * 2.0 ** ((np.asarray(midi, np.float64) - 69.0) / 12.0)
-
-
-def detect_notes(
-    loudness_db: np.ndarray,
-    f0_confidence: np.ndarray,
-    confidence_threshold: float = 0.7,
-    loudness_floor_db: float = -60.0,
-    smoothing: int = 9,
-) -> np.ndarray:
-    """Frames where a note sounds: confident pitch and loudness above a floor, smoothed.
-
-    Args:
-        loudness_db, f0_confidence: ``[frames]``.
-        confidence_threshold: minimum f0 confidence (0..1).
-        loudness_floor_db: minimum loudness (dB).
-        smoothing: frames of a moving majority filter (odd) that removes flicker.
-    Returns:
-        bool ``[frames]``.
-    """
-    on = (np.asarray(f0_confidence) >= confidence_threshold) & (
-        np.asarray(loudness_db) > loudness_floor_db
-    )
-    if smoothing > 1 and len(on) >= smoothing:
-        kernel = np.ones(smoothing) / smoothing
-        on = np.convolve(on.astype(float), kernel, mode="same") > 0.5
-    return on
 
 
 def octave_shift_towards(f0_hz: np.ndarray, notes: np.ndarray, target_midi: float) -> int:
@@ -247,7 +223,8 @@ def peak_gain(audio: np.ndarray, peak_db: float, normalize: bool) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# The transfer pipeline: model resolution, features, adjustment, rendering, writing.
+# The transfer pipeline: features, adjustment, rendering, writing (model names are resolved
+# to folders by `ddspcli.pretrained.resolve_instrument`, outside the engine).
 # TensorFlow and the I/O modules are imported inside the functions (this module's adjustments
 # are also used by `data`, which must not pay for them).
 
@@ -267,29 +244,6 @@ class RenderSettings:
     seed: int = 0  # noise
     block_s: float = 10.0  # seconds decoded per block
     subtype: str = "PCM_16"
-
-
-def resolve_model(name_or_path: str, progress: object | None = None) -> tuple[str, str]:
-    """``--model`` -> ``(model directory, short name)``.
-
-    A name in the manifest is pulled (and verified) if needed; a folder, or any argument with a
-    path separator, is a model directory.
-    """
-    import os
-
-    from ddspcli import pretrained, storage
-    from ddspcli.errors import ModelError
-
-    looks_like_path = storage.is_remote(name_or_path) or os.sep in name_or_path
-    if looks_like_path or name_or_path not in pretrained.load_manifest():
-        if storage.isdir(name_or_path):
-            return name_or_path, storage.basename(name_or_path.rstrip("/" + os.sep)) or "model"
-        if looks_like_path:
-            raise ModelError(f"model directory {name_or_path} does not exist")
-    spec = pretrained.get_spec(name_or_path)  # an unknown name raises, listing the known ones
-    if spec.kind != "instrument":
-        raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
-    return str(pretrained.pull(spec, progress)), name_or_path
 
 
 def feature_settings(info: dict, pitch_model: str, pitch_hop_ms: float | None):
