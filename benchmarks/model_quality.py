@@ -33,7 +33,8 @@ def untrained(path: str) -> model_lib.LoadedModel:
     """A model directory's configuration at its initial (seeded) weights."""
     trained = model_lib.load_model_dir(path)
     config = Path(path, model_lib.CONFIG_GIN).read_text()
-    return model_lib.LoadedModel(model_lib.build_model(config), trained.info, {}, path)
+    info = {**trained.info, "steps": 0}
+    return model_lib.LoadedModel(model_lib.build_model(config), info, {}, path)
 
 
 def main() -> None:
@@ -57,7 +58,7 @@ def main() -> None:
         loaded = load()
         scores = evaluate.evaluate(loaded, args.data, str(weights), args.split,
                                    max_examples=args.max_examples)  # fmt: skip
-        steps = loaded.info.get("steps", 0 if "untrained" in name else "?")
+        steps = loaded.info.get("steps", "?")
         rows.append((name, steps, scores))
         if args.json:
             print(json.dumps({"model": name, "steps": steps, **scores.to_dict()}), flush=True)
