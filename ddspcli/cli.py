@@ -573,6 +573,107 @@ def _transfer_line(summary: dict) -> str:
     )
 
 
+@app.command("eval")
+def eval_command(
+    models: Annotated[list[str], typer.Argument(help="Model names or model directories.")],
+    data_dir: Annotated[str, typer.Option("--data", help="A folder written by `ddsp prepare`.")],
+    split: Annotated[str, typer.Option(help="Split to score.")] = "eval",
+    max_examples: Annotated[
+        int | None, typer.Option(help="Score at most N examples.", min=1)
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    plot: Annotated[
+        str | None, typer.Option(help="PNG: spectrograms of the best and worst example.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the plot.")] = False,
+) -> None:
+    """Resynthesize a prepared split with each model and score the reconstruction.
+
+    Per model: multi-scale spectral loss, loudness L1 (dB), f0 L1 (semitones, frames whose
+    recorded confidence is >= 0.85) and the share of f0 outliers (> 1 semitone), with the
+    output's features extracted again by the dataset's own pitch settings; and the real-time
+    factor of the synthesis.
+    """
+    from ddspcli import pretrained
+    from ddspcli.engine import audio, data, evaluate
+    from ddspcli.engine import model as model_lib
+    from ddspcli.errors import InputError
+
+    if plot is not None:
+        audio.check_output(plot, force=force)
+    settings = evaluate.dataset_feature_settings(data_dir)
+    info = data.read_info(data_dir)
+    with ui.DownloadProgress() as progress:
+        weights = str(_pitch_weights(settings.pitch_model, progress))
+        folders = [pretrained.resolve_instrument(m, progress) for m in models]
+    results = []
+    total = len(list(evaluate.examples(data_dir, split, None, max_examples))) * len(models)
+    with ui.CountProgress("eval", total) as bar:
+        for folder, name in folders:
+            loaded = model_lib.load_model_dir(folder)
+            if int(loaded.info["sample_rate"]) != int(info["sample_rate"]):
+                raise InputError(
+                    f"{name} works at {loaded.info['sample_rate']} Hz but {data_dir} holds "
+                    f"{info['sample_rate']} Hz audio; evaluate it on data prepared at its rate"
+                )
+            scores = evaluate.evaluate(loaded, data_dir, weights, split, None, max_examples,
+                                       progress=lambda n, m=name: bar.advance(n, m))  # fmt: skip
+            results.append((name, loaded, scores))
+    if json_out:
+        payload = [{"model": n, "steps": ld.info.get("steps"), **s.to_dict()}
+                   for n, ld, s in results]  # fmt: skip
+        json.dump(payload if len(payload) > 1 else payload[0], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        ui.out_console.print(_eval_table(results))
+    if plot is not None:
+        _plot_best_and_worst(results, data_dir, split, max_examples, plot, force)
+
+
+def _eval_table(results: list) -> object:
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    # Short headers: the table must fit 80 columns when stdout is not a terminal.
+    columns = ("model", "steps", "examples", "loss", "loud dB", "f0 st", "f0 out", "RTF")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    table.caption = (
+        "loss: multi-scale spectral; loud dB: loudness L1; f0 st: f0 L1 in semitones; "
+        "f0 out: share > 1 semitone off; RTF: synthesis s per audio s"
+    )
+    for name, loaded, s in results:
+        table.add_row(
+            name, str(loaded.info.get("steps", "?")), str(s.examples), f"{s.spectral_loss:.3f}",
+            f"{s.loudness_l1_db:.2f}", f"{s.f0_l1_semitones:.3f}", f"{100 * s.f0_outliers:.2f}%",
+            f"{s.real_time_factor:.3f}",
+        )  # fmt: skip
+    return table
+
+
+def _plot_best_and_worst(results, data_dir, split, max_examples, plot, force) -> None:
+    """Render the best and worst example of each model again and draw them."""
+    import numpy as np
+
+    from ddspcli.engine import evaluate, features_io
+
+    ordered = list(evaluate.examples(data_dir, split, None, max_examples))
+    rows = []
+    for name, loaded, scores in results:
+        best, worst = (
+            int(np.argmin(scores.per_example_loss)),
+            int(np.argmax(scores.per_example_loss)),
+        )
+        examples = []
+        for label, index in (("best", best), ("worst", worst)):
+            example = ordered[index]
+            loss = scores.per_example_loss[index]
+            examples.append((f"{label} (loss {loss:.2f})", example["audio"].numpy(),
+                             evaluate.render_example(loaded, example)))  # fmt: skip
+        rows.append((name, examples))
+    features_io.plot_examples(rows, int(results[0][1].model.sample_rate), plot, force=force)
+
+
 models_app = typer.Typer(
     help="List, download, verify and remove pretrained models (pretrained_manifest.toml).",
     no_args_is_help=True,

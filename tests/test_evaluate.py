@@ -41,3 +41,28 @@ def test_a_trained_model_scores_better_than_an_untrained_one(tone_model, crepe_w
     assert good.spectral_loss < 0.6 * bad.spectral_loss
     assert good.loudness_l1_db < bad.loudness_l1_db
     assert good.f0_l1_semitones < 0.2 and good.f0_outliers < 0.05
+
+
+def test_eval_command_table_json_and_plot(tone_model, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    run_dir, tones = str(tone_model["run"]), str(tone_model["tones"])
+
+    def ddsp(*args):
+        return subprocess.run([sys.executable, "-m", "ddspcli", *args], capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+
+    plot = tmp_path / "eval.png"
+    run = ddsp("eval", run_dir, "--data", tones, "--json", "--plot", str(plot))
+    assert run.returncode == 0, run.stderr
+    scores = json.loads(run.stdout)
+    assert scores["model"] == "run" and scores["steps"] == 600 and scores["examples"] == 4
+    assert np.isfinite([scores["spectral_loss"], scores["loudness_l1_db"]]).all()
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    table = ddsp("eval", run_dir, "--data", tones, "--max-examples", "2")
+    assert table.returncode == 0, table.stderr
+    assert "loud dB" in table.stdout and "run" in table.stdout and "…" not in table.stdout
+    missing = ddsp("eval", run_dir, "--data", str(tmp_path / "nothing"))
+    assert missing.returncode == 3 and "not a prepared dataset" in missing.stderr

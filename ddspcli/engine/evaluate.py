@@ -32,7 +32,7 @@ class Scores:
     f0_l1_semitones: float  # mean over confident frames
     f0_outliers: float  # share of confident frames more than 1 semitone off
     f0_frames: int  # confident frames scored
-    real_time_factor: float  # synthesis wall seconds per second of audio
+    real_time_factor: float  # synthesis wall seconds per second of audio (after tracing)
     per_example_loss: list[float]
 
     def to_dict(self) -> dict:
@@ -58,6 +58,34 @@ def frame_errors(
     return loud, np.where(got_f0 > 0, semis, 12.0)
 
 
+def dataset_feature_settings(folder: str) -> features.FeatureSettings:
+    """The feature settings a prepared dataset was made with (its `dataset.json`)."""
+    stored = dict(data.read_info(folder).get("settings", {}).get("features", {}))
+    allowed = features.FeatureSettings.__dataclass_fields__
+    return features.FeatureSettings(**{k: v for k, v in stored.items() if k in allowed})
+
+
+def examples(
+    folder: str, split: str = "eval", stride: int | None = None, limit: int | None = None
+) -> tf.data.Dataset:
+    """The scored examples of a split, in file order: every `stride`-th (default: the
+    example length over the hop, so overlapping examples are not scored twice), at most
+    `limit`."""
+    info = data.read_info(folder)
+    if stride is None:
+        hop = float(info.get("hop_secs") or info["example_secs"])
+        stride = max(1, round(float(info["example_secs"]) / hop))
+    ds = data.make_dataset(folder, split, 1, shuffle=False, repeat=False).unbatch()
+    ds = ds.shard(stride, 0) if stride > 1 else ds
+    return ds.take(limit) if limit is not None else ds
+
+
+def render_example(loaded, example: dict[str, tf.Tensor], seed: int = 0) -> np.ndarray:
+    """One example's resynthesis ``[n]`` (for plots)."""
+    inputs = {k: example[k][None] for k in ("f0_hz", "loudness_db", "audio")}
+    return loaded.model(inputs, noise_seed=tf.constant([seed, 0], tf.int32))["audio"][0].numpy()
+
+
 def evaluate(
     loaded,
     folder: str,
@@ -78,23 +106,16 @@ def evaluate(
         max_examples: stop after this many examples.
         progress: called with the number of examples finished.
     """
-    info = data.read_info(folder)
-    stored = dict(info.get("settings", {}).get("features", {}))
-    allowed = features.FeatureSettings.__dataclass_fields__
-    fsettings = features.FeatureSettings(**{k: v for k, v in stored.items() if k in allowed})
-    if stride is None:
-        hop = float(info.get("hop_secs") or info["example_secs"])
-        stride = max(1, round(float(info["example_secs"]) / hop))
-    ds = data.make_dataset(folder, split, 1, shuffle=False, repeat=False).unbatch()
-    ds = ds.shard(stride, 0) if stride > 1 else ds
-    if max_examples is not None:
-        ds = ds.take(max_examples)
+    fsettings = dataset_feature_settings(folder)
+    ds = examples(folder, split, stride, max_examples)
     model = loaded.model
     render = tf.function(lambda batch, s: model(batch, noise_seed=s)["audio"])
     example_losses, loud_errors, f0_errors = [], [], []
     seconds = synth_wall = 0.0
     for step, batch in enumerate(ds.batch(batch_size)):
         inputs = {k: batch[k] for k in ("f0_hz", "loudness_db", "audio")}
+        if step == 0:  # trace first: the real-time factor is the steady-state speed
+            render(inputs, tf.constant([seed, step], tf.int32))
         start = time.perf_counter()
         audio = render(inputs, tf.constant([seed, step], tf.int32)).numpy()
         synth_wall += time.perf_counter() - start

@@ -150,3 +150,40 @@ def plot_transfer(
     with atomic_path(dest, force=force) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def plot_examples(
+    rows: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]],
+    sample_rate: int,
+    dest: str | Path,
+    *,
+    force: bool = False,
+) -> None:
+    """PNG grid of spectrograms: one row per model, original | resynthesis per example.
+
+    Args:
+        rows: ``[(model name, [(example label, original [n], resynthesis [n]), ...]), ...]``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(2 * len(examples) for _, examples in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for r, (model_name, examples) in enumerate(rows):
+        for e, (label, original, resynthesis) in enumerate(examples):
+            for c, (kind, signal) in enumerate(
+                (("original", original), ("resynthesis", resynthesis))
+            ):
+                ax = axes[r, 2 * e + c]
+                ax.specgram(
+                    signal, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", vmin=-120
+                )
+                ax.set_title(f"{model_name}: {label}, {kind}", fontsize="small")
+                ax.set_xlabel("time (s)")
+        axes[r, 0].set_ylabel("Hz")
+    with atomic_path(dest, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
