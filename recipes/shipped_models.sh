@@ -1,0 +1,42 @@
+#!/bin/bash
+# How the shipped instrument models are built: `ddsp prepare` + `ddsp fit`, nothing else.
+#
+#   recipes/shipped_models.sh prepare        # all datasets (CREPE full; ~1 audio min per min)
+#   recipes/shipped_models.sh fit violin     # train (or resume) one model in the background
+#
+# Every step is resumable: rerun the same command after an interruption or in a new session.
+# DATA points at the openly licensed recordings (see ../shared/data/SOURCES.md); WORK holds the
+# prepared datasets and run folders (both ignored by git). Run from the repository root.
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+WORK=${WORK:-.}
+DDSP=${DDSP:-.venv/bin/ddsp}
+SF=$DATA/soundfont_renders
+
+prepare() {
+  $DDSP prepare "$DATA/bach_violin_ccby/audio" -o "$WORK/data/violin"
+  for inst in flute trumpet cello; do
+    $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
+      "$SF/musescore_general/${inst}_bwv1002_mov8.flac" \
+      "$SF/fluidr3_gm/${inst}_bwv1002_mov8_first40s.flac" -o "$WORK/data/${inst}-sf"
+  done
+  $DDSP prepare "$DATA/mtg_tenor_sax_notes/audio" "$DATA/medley_solos_db_small/tenor_saxophone" \
+    -o "$WORK/data/tenor_sax"
+}
+
+fit() {  # fit NAME [extra ddsp fit options]: tiny variant, batch 8, lr 1e-3 (CPU budget)
+  local name=$1
+  shift
+  mkdir -p "$WORK/runs"
+  nohup nice -n 10 $DDSP fit "$WORK/data/$name" --variant tiny -o "$WORK/runs/$name-tiny" \
+    --steps 20000 --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 \
+    --summary-every 50 --json-log "$@" >> "$WORK/runs/$name-tiny.jsonl" \
+    2>> "$WORK/runs/$name-tiny.err" &
+  echo "training $name in the background (pid $!); log: $WORK/runs/$name-tiny.jsonl"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  fit) shift; fit "$@" ;;
+  *) echo "usage: $0 prepare | fit NAME [ddsp fit options]" >&2; exit 2 ;;
+esac
