@@ -372,3 +372,25 @@ def test_a_folder_of_inputs_goes_to_out_dir(tone_model, phrase, tmp_path):
     for name, n in (("a.run.wav", rate // 2), ("b.run.wav", 3 * rate // 2)):
         out, out_rate = sf.read(tmp_path / "out" / name, dtype="float32")
         assert out_rate == SR and len(out) == n
+
+
+def test_a_z_model_trains_and_transfers_with_the_audio(tone_model, phrase, tmp_path):
+    wav, _ = phrase
+    settings = train.TrainSettings(steps=2, batch_size=2, checkpoint_every=2)
+    params = ["Autoencoder.rnn_units = 16", "Autoencoder.n_harmonics = 8",
+              "Autoencoder.n_noise_bands = 8", "Autoencoder.reverb_length = 0"]  # fmt: skip
+    trainer, _ = train.open_run(tmp_path / "z", str(tone_model["tones"]), "tiny", [], params,
+                                True, settings, False, True)  # fmt: skip
+    assert trainer.fit(lambda s: None, lambda: False) == "done"
+    loaded = model_lib.load_model_dir(str(tmp_path / "z"))
+    assert loaded.model.encoder is not None and loaded.info["z_dims"] == 16
+    npz = tmp_path / "f.npz"
+    run = ddsp("-q", "transfer", str(wav), "--model", str(tmp_path / "z"), "-o",
+               str(tmp_path / "z.wav"), "--save-features", str(npz))  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    audio, rate = sf.read(tmp_path / "z.wav", dtype="float32")
+    assert rate == SR and len(audio) == len(sf.read(wav)[0]) and np.isfinite(audio).all()
+    # Features alone are not enough for a z model: it encodes the audio too.
+    alone = ddsp("transfer", "--features", str(npz), "--model", str(tmp_path / "z"),
+                 "-o", str(tmp_path / "z2.wav"))  # fmt: skip
+    assert alone.returncode == 3 and "z encoder" in alone.stderr.decode()
