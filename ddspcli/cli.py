@@ -419,7 +419,8 @@ def transfer_command(
     semitones: Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")] = 0.0,
     loudness_shift: Annotated[float, typer.Option(help="dB added to the loudness.")] = 0.0,
     autotune: Annotated[
-        float, typer.Option(help="0..1: pull the pitch towards the best-fitting scale.")
+        float,
+        typer.Option(help="0..1: pull the pitch towards the best-fitting scale.", min=0.0, max=1.0),
     ] = 0.0,
     auto_adjust: Annotated[
         bool,
@@ -480,10 +481,10 @@ def transfer_command(
     from ddspcli.engine import model as model_lib
     from ddspcli.errors import InputError, OutputError
 
-    if pitch_model not in features.DEFAULT_PITCH_HOP_MS:
-        raise typer.BadParameter("--pitch-model must be tiny or full")
-    if not 0.0 <= autotune <= 1.0:
-        raise typer.BadParameter("--autotune must be within 0..1")
+    try:  # the tracker options, checked before any model is fetched
+        features.FeatureSettings(pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms).validate()
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     files = audio.find_audio(inputs) if inputs else []
     if not files and features_in is None:
         raise InputError("give an audio file, a folder, - for stdin, or --features NPZ")
@@ -607,7 +608,7 @@ def eval_command(
         weights = str(_pitch_weights(settings.pitch_model, progress))
         folders = [pretrained.resolve_instrument(m, progress) for m in models]
     results = []
-    total = len(list(evaluate.examples(data_dir, split, None, max_examples))) * len(models)
+    total = evaluate.count_examples(data_dir, split, None, max_examples) * len(models)
     with ui.CountProgress("eval", total) as bar:
         for folder, name in folders:
             loaded = model_lib.load_model_dir(folder)
@@ -657,19 +658,20 @@ def _plot_best_and_worst(results, data_dir, split, max_examples, plot, force) ->
 
     from ddspcli.engine import evaluate, features_io
 
-    ordered = list(evaluate.examples(data_dir, split, None, max_examples))
+    picks = [(int(np.argmin(s.per_example_loss)), int(np.argmax(s.per_example_loss)))
+             for _, _, s in results]  # fmt: skip
+    wanted = {i for pair in picks for i in pair}
+    # One pass over the split, keeping only the examples that are drawn.
+    chosen = {i: example for i, example in
+              enumerate(evaluate.examples(data_dir, split, None, max_examples))
+              if i in wanted}  # fmt: skip
     rows = []
-    for name, loaded, scores in results:
-        best, worst = (
-            int(np.argmin(scores.per_example_loss)),
-            int(np.argmax(scores.per_example_loss)),
-        )
+    for (name, loaded, scores), (best, worst) in zip(results, picks, strict=True):
         examples = []
         for label, index in (("best", best), ("worst", worst)):
-            example = ordered[index]
             loss = scores.per_example_loss[index]
-            examples.append((f"{label} (loss {loss:.2f})", example["audio"].numpy(),
-                             evaluate.render_example(loaded, example)))  # fmt: skip
+            examples.append((f"{label} (loss {loss:.2f})", chosen[index]["audio"].numpy(),
+                             evaluate.render_example(loaded, chosen[index])))  # fmt: skip
         rows.append((name, examples))
     features_io.plot_examples(rows, int(results[0][1].model.sample_rate), plot, force=force)
 

@@ -330,8 +330,7 @@ def fft_convolve(
         padding: ``same`` (output length n, cropped around the filter delay) or ``valid``
             (full convolution, length ``n + ir - 1``).
         delay_compensation: samples to drop from the start for ``same``; -1 means
-            ``(ir - 1) // 2 - 1``, the centre of a linear-phase IR as used by
-            `frequency_impulse_response`.
+            `filter_delay` of the IR size.
     Returns:
         ``[b, n]`` for ``same``, ``[b, n + ir - 1]`` for ``valid``.
     """
@@ -366,8 +365,14 @@ def _crop(
         return out[:, : audio_size + ir_size - 1]
     if padding != "same":
         raise ValueError(f"unknown padding {padding!r}; use 'same' or 'valid'")
-    start = (ir_size - 1) // 2 - 1 if delay_compensation < 0 else delay_compensation
+    start = filter_delay(ir_size) if delay_compensation < 0 else delay_compensation
     return out[:, start : start + audio_size]
+
+
+def filter_delay(ir_size: int) -> int:
+    """Samples ``same`` padding drops by default: ``(ir - 1) // 2 - 1``, the centre of a
+    linear-phase IR from `frequency_impulse_response` (the official library's convention)."""
+    return (ir_size - 1) // 2 - 1
 
 
 def frequency_impulse_response(magnitudes: tf.Tensor, window_size: int = 0) -> tf.Tensor:

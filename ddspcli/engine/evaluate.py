@@ -60,9 +60,16 @@ def frame_errors(
 
 def dataset_feature_settings(folder: str) -> features.FeatureSettings:
     """The feature settings a prepared dataset was made with (its `dataset.json`)."""
-    stored = dict(data.read_info(folder).get("settings", {}).get("features", {}))
-    allowed = features.FeatureSettings.__dataclass_fields__
-    return features.FeatureSettings(**{k: v for k, v in stored.items() if k in allowed})
+    stored = data.read_info(folder).get("settings", {}).get("features", {})
+    return features.FeatureSettings.from_dict(stored)
+
+
+def _stride(info: dict, stride: int | None) -> int:
+    """`stride`, or by default the example length over the hop (no audio scored twice)."""
+    if stride is not None:
+        return stride
+    hop = float(info.get("hop_secs") or info["example_secs"])
+    return max(1, round(float(info["example_secs"]) / hop))
 
 
 def examples(
@@ -71,13 +78,20 @@ def examples(
     """The scored examples of a split, in file order: every `stride`-th (default: the
     example length over the hop, so overlapping examples are not scored twice), at most
     `limit`."""
-    info = data.read_info(folder)
-    if stride is None:
-        hop = float(info.get("hop_secs") or info["example_secs"])
-        stride = max(1, round(float(info["example_secs"]) / hop))
+    stride = _stride(data.read_info(folder), stride)
     ds = data.make_dataset(folder, split, 1, shuffle=False, repeat=False).unbatch()
     ds = ds.shard(stride, 0) if stride > 1 else ds
     return ds.take(limit) if limit is not None else ds
+
+
+def count_examples(
+    folder: str, split: str = "eval", stride: int | None = None, limit: int | None = None
+) -> int:
+    """How many examples `examples` yields, from ``dataset.json`` (no records read)."""
+    info = data.read_info(folder)
+    total = int(info["splits"].get(split, {}).get("examples", 0))
+    scored = -(-total // _stride(info, stride))  # shard(k, 0) keeps indices 0, k, 2k, ...
+    return scored if limit is None else min(scored, limit)
 
 
 def render_example(loaded, example: dict[str, tf.Tensor], seed: int = 0) -> np.ndarray:

@@ -68,6 +68,11 @@ class FeatureSettings:
             raise ValueError(f"pitch model must be one of {sorted(DEFAULT_PITCH_HOP_MS)}")
         _ = self.pitch_stride
 
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureSettings:
+        """Settings as stored in ``dataset.json`` (unknown keys from other versions ignored)."""
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
     def to_dict(self) -> dict:
         """JSON-ready, with the pitch hop resolved."""
         return {**asdict(self), "pitch_hop_ms": self.pitch_stride * 1000.0 / self.frame_rate}

@@ -53,6 +53,21 @@ def write(data: bytes, dest: str | Path, *, force: bool) -> None:
         tmp.write_bytes(data)
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _spectrogram(ax, signal: np.ndarray, sample_rate: int) -> None:
+    """The spectrogram every plot uses: 1024-point frames, 75% overlap, dB floor -120."""
+    ax.specgram(signal, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", vmin=-120)
+
+
 def plot(
     audio: np.ndarray,
     features: dict[str, np.ndarray],
@@ -64,16 +79,13 @@ def plot(
     force: bool = False,
 ) -> None:
     """PNG with the spectrogram, f0 (MIDI, shaded by confidence) and loudness over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     time_s = np.arange(len(features["f0_hz"])) / frame_rate
     fig, axes = plt.subplots(
         3, 1, figsize=(10, 7), sharex=True, height_ratios=[2, 2, 1], layout="constrained"
     )
-    axes[0].specgram(audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", vmin=-120)
+    _spectrogram(axes[0], audio, sample_rate)
     axes[0].set_ylabel("Hz")
     axes[0].set_title(title)
     with np.errstate(divide="ignore"):
@@ -114,10 +126,7 @@ def plot_transfer(
         audio_out: ``[m]`` at `out_rate`.
         original, adjusted: feature dicts ``[frames]``; `adjusted` holds the bool ``notes``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     spectra = [("input", audio_in, sample_rate)] if audio_in is not None else []
     spectra.append(("output", audio_out, out_rate))
@@ -127,7 +136,7 @@ def plot_transfer(
         height_ratios=[2] * len(spectra) + [2, 1.5],
     )  # fmt: skip
     for ax, (label, signal, rate) in zip(axes, spectra, strict=False):
-        ax.specgram(signal, NFFT=1024, Fs=rate, noverlap=768, cmap="magma", vmin=-120)
+        _spectrogram(ax, signal, rate)
         ax.set_ylabel(f"{label} (Hz)")
     axes[0].set_title(title)
     time_s = np.arange(len(original["f0_hz"])) / frame_rate
@@ -164,10 +173,7 @@ def plot_examples(
     Args:
         rows: ``[(model name, [(example label, original [n], resynthesis [n]), ...]), ...]``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     cols = max(2 * len(examples) for _, examples in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)),
@@ -178,9 +184,7 @@ def plot_examples(
                 (("original", original), ("resynthesis", resynthesis))
             ):
                 ax = axes[r, 2 * e + c]
-                ax.specgram(
-                    signal, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", vmin=-120
-                )
+                _spectrogram(ax, signal, sample_rate)
                 ax.set_title(f"{model_name}: {label}, {kind}", fontsize="small")
                 ax.set_xlabel("time (s)")
         axes[r, 0].set_ylabel("Hz")

@@ -51,7 +51,7 @@ class StreamRenderer:
         if model.noise is not None:
             probe = tf.zeros([1, 1, model.n_noise_bands])
             ir_size = int(dsp.frequency_impulse_response(probe, model.noise.window_size).shape[-1])
-            self.noise_crop = (ir_size - 1) // 2 - 1  # the linear-phase delay `same` removes
+            self.noise_crop = dsp.filter_delay(ir_size)  # what a one-shot `same` drops
         self.lag = max(1, math.ceil(self.noise_crop / self.hop))
         self._controls = tf.function(model.controls)
 

@@ -305,15 +305,21 @@ def read_features(path: str, settings) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
+def _stem(source: str) -> str:
+    """The name outputs are derived from: the file's stem, ``stdin`` for ``-``."""
+    from pathlib import Path
+
+    return "stdin" if source == "-" else Path(source).stem
+
+
 def default_output(source: str, model_name: str, out_dir: str | None) -> str:
     """``<input stem>.<model>.wav`` in `out_dir` or beside the input; stdin -> stdout."""
     from pathlib import Path
 
     if source == "-" and out_dir is None:
         return "-"
-    stem = "stdin" if source == "-" else Path(source).stem
     folder = Path(out_dir) if out_dir is not None else Path(source).parent
-    return str(folder / f"{stem}.{model_name}.wav")
+    return str(folder / f"{_stem(source)}.{model_name}.wav")
 
 
 def render(
@@ -364,8 +370,7 @@ def stem_paths(job: Job, model_name: str, parts: tuple[str, ...]) -> dict[str, s
 
     if job.stems_dir is None:
         return {}
-    name = job.source or job.features_in or "stdin"
-    stem = "stdin" if name == "-" else Path(name).stem
+    stem = _stem(job.source or job.features_in or "-")
     return {p: str(Path(job.stems_dir) / f"{stem}.{model_name}.{p}.wav") for p in parts}
 
 
@@ -407,6 +412,8 @@ def run_job(
     samples = stdin
     if samples is None and job.source is not None:
         samples = audio_io.read_audio(job.source, sr)[0]
+    if loaded.model.encoder is not None and samples is None:
+        raise InputError("this model has a z encoder (trained with --z): give the audio too")
     cost = FEATURE_COST.get(fsettings.pitch_model, 1.0)
     meta: dict = {}
     if job.features_in is not None:
@@ -421,8 +428,6 @@ def run_job(
         feats = features_lib.compute_features(
             samples, weights_path, fsettings, lambda n: advance(cost * n, f"{label}: features")
         )
-    if loaded.model.encoder is not None and samples is None:
-        raise InputError("this model has a z encoder (trained with --z): give the audio too")
     n_frames = len(feats["f0_hz"])
     n_samples = (
         len(samples) if samples is not None else int(meta.get("n_samples", (n_frames - 1) * hop))
@@ -452,10 +457,8 @@ def run_job(
     for key, value in rendered.items():
         value *= np.float32(gain)  # in place: long outputs are the largest arrays held
         rendered[key] = audio_io.resample(value, sr, out_rate) if out_rate != sr else value
-    audio_io.write_wav(
-        job.output, rendered["audio"], out_rate, force=force, subtype=rsettings.subtype
-    )
-    for part, path in stem_paths(job, model_name, parts).items():
+    targets = {"audio": job.output, **stem_paths(job, model_name, parts)}
+    for part, path in targets.items():
         audio_io.write_wav(path, rendered[part], out_rate, force=force, subtype=rsettings.subtype)
     if job.save_features is not None:
         meta_out = {"source": job.source, "sample_rate": sr, "frame_rate": fsettings.frame_rate,
