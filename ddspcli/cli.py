@@ -394,6 +394,11 @@ def fit_command(
                     f"{output}; rerun the same command to resume")  # fmt: skip
             raise typer.Exit(EXIT_INTERRUPTED)
         ui.info(f"finished ({reason}) at step {int(trainer.step.numpy())}: model in {output}")
+    if trainer.model.encoder is not None and (start < settings.steps
+                                              or not train.has_mixture(output)):  # fmt: skip
+        ui.info("fitting a Gaussian mixture over the training set's z frames")
+        mixture = train.fit_z_mixture(output, dataset, seed)
+        ui.info(f"z mixture: {mixture.components} component(s) by BIC, in {output}")
     if export is not None:
         train.export_model(output, export, force=force)
         ui.info(f"inference-only copy in {export}")
@@ -629,6 +634,103 @@ def eval_command(
         ui.out_console.print(_eval_table(results))
     if plot is not None:
         _plot_best_and_worst(results, data_dir, split, max_examples, plot, force)
+
+
+@app.command("generate")
+def generate_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (`ddsp models list`) or directory.")
+    ] = "violin",
+    midi: Annotated[
+        str | None, typer.Option(help="MIDI melody (overlaps: last note wins).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="CSV with time_s,f0_hz,loudness_db rows, or - (stdin).")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="WAV file or - (default: <input>.<model>.wav)."),
+    ] = None,
+    transpose: Annotated[float, typer.Option(help="Semitones added to every pitch.")] = 0.0,
+    attack: Annotated[float, typer.Option(help="Note attack in seconds.", min=0.0)] = 0.03,
+    release: Annotated[float, typer.Option(help="Note release in seconds.", min=0.0)] = 0.15,
+    vibrato: Annotated[float, typer.Option(help="Vibrato depth in cents.", min=0.0)] = 0.0,
+    vibrato_rate: Annotated[float, typer.Option(help="Vibrato rate in Hz.", min=0.0)] = 5.5,
+    tail: Annotated[
+        float, typer.Option(help="Seconds rendered after the last note.", min=0.0)
+    ] = 0.5,
+    z_mode: Annotated[
+        str, typer.Option(help="--z models: sample a smooth z path, or hold a mixture mean.")
+    ] = "sample",
+    z_component: Annotated[
+        int | None, typer.Option(help="Mixture component for --z-mode mean.", min=0)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise and of the z path.")] = 0,
+    reverb: Annotated[bool, typer.Option(help="Apply the model's reverb.")] = True,
+    sample_rate: Annotated[
+        int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
+    ] = None,
+    peak_db: Annotated[
+        float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
+    ] = -1.0,
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
+    ] = False,
+    plot: Annotated[str | None, typer.Option(help="PNG of the curves and spectrogram.")] = None,
+    save_features: Annotated[
+        str | None, typer.Option(help="NPZ of the curves (for `ddsp transfer --features`).")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Play a model from a melody: a MIDI file or a CSV of pitch and loudness breakpoints.
+
+    Example: [bold]ddsp generate --model violin --midi tune.mid --vibrato 20 -o tune.wav[/bold].
+    MIDI velocity maps onto the loudness the model was trained on.
+    """
+    from ddspcli import pretrained
+    from ddspcli.engine import audio, generate, transfer
+    from ddspcli.engine import model as model_lib
+    from ddspcli.errors import InputError, OutputError
+
+    if (midi is None) == (profile is None):
+        raise InputError("give exactly one of --midi FILE and --profile CSV")
+    if z_mode not in ("sample", "mean"):
+        raise typer.BadParameter(f"--z-mode is sample or mean, not {z_mode!r}")
+    source = midi or profile
+    if json_out and output == "-":
+        raise OutputError("--json and -o - both use stdout; write the audio to a file")
+    with ui.DownloadProgress() as progress:
+        model_dir, name = pretrained.resolve_instrument(model, progress)
+    target = output or transfer.default_output(source, name, None)
+    for path in (target, plot, save_features):
+        if path is not None:
+            audio.check_output(path, force=force)
+    loaded = model_lib.load_model_dir(model_dir)
+    shape = generate.Shape(attack_s=attack, release_s=release, vibrato_cents=vibrato,
+                           vibrato_hz=vibrato_rate, tail_s=tail, transpose=transpose)  # fmt: skip
+    controls, warnings, report = generate.melody_controls(
+        midi, profile, loaded.model.frame_rate, loaded.statistics, shape,
+        transfer.f0_limits(loaded.model.sample_rate),
+    )  # fmt: skip
+    for line in warnings:
+        ui.warn(line)
+    n_frames = len(controls["f0_hz"])
+    z = generate.latent_trajectory(loaded, n_frames, z_mode, seed, z_component)
+    rsettings = transfer.RenderSettings(reverb=reverb, sample_rate=sample_rate, peak_db=peak_db,
+                                        normalize=normalize, seed=seed)  # fmt: skip
+    total = n_frames + round(generate.PREROLL_S * loaded.model.frame_rate)
+    with ui.CountProgress("generate", total, show_count=False) as bar:
+        summary = generate.run(loaded, name, controls, target, rsettings, z, plot, save_features,
+                               force, lambda n: bar.advance(n, "synthesis"))  # fmt: skip
+    summary = {"input": source, **summary, **report, "warnings": warnings}
+    where = "stdout" if target == "-" else target
+    ui.info(f"{source} -> {where} ({summary['seconds']:.1f} s, {summary['wall_s']:.1f} s wall)")
+    if json_out:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
 
 
 def _eval_table(results: list) -> object:

@@ -16,6 +16,7 @@ from ddspcli.errors import InputError
 
 DRUM_CHANNEL = 9  # MIDI channel 10, 0-based
 SILENCE_DB = -80.0
+PREROLL_S = 0.25  # seconds of held first frame rendered and dropped before the output
 
 
 @dataclass(frozen=True)
@@ -145,4 +146,257 @@ def note_curves(
         "f0_hz": f0.astype(np.float32),
         "loudness_db": loudness.astype(np.float32),
         "f0_confidence": (amplitude > floor).astype(np.float32),
+    }
+
+
+PROFILE_COLUMNS = ("time_s", "f0_hz", "loudness_db")
+
+
+def read_profile(path: str) -> dict[str, np.ndarray]:
+    """A CSV control profile: a header naming ``time_s,f0_hz,loudness_db`` (any order, other
+    columns ignored), then one row per breakpoint.
+
+    Returns:
+        ``{"time_s", "f0_hz", "loudness_db"}`` float64 ``[rows]``: times strictly increasing
+        from >= 0 s, f0 > 0 Hz, loudness finite (dB).
+    Raises:
+        InputError: unreadable file, a missing column, a value that is not a finite number,
+        f0 <= 0, or times not strictly increasing; the message names the row.
+    """
+    import csv
+    import io
+    import sys
+    from pathlib import Path
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read profile {path}: {err}") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InputError(f"{path} is empty; give a CSV with columns {','.join(PROFILE_COLUMNS)}")
+    header = [cell.strip() for cell in rows[0]]
+    missing = [c for c in PROFILE_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"{path} lacks column(s) {', '.join(missing)}; the header must name "
+            f"{','.join(PROFILE_COLUMNS)}"
+        )
+    if len(rows) < 2:
+        raise InputError(f"{path} has a header but no rows")
+    where = {c: header.index(c) for c in PROFILE_COLUMNS}
+    values = np.empty((len(rows) - 1, len(PROFILE_COLUMNS)))
+    for i, row in enumerate(rows[1:]):
+        for j, column in enumerate(PROFILE_COLUMNS):
+            cell = row[where[column]].strip() if where[column] < len(row) else ""
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                values[i, j] = np.nan
+            if not np.isfinite(values[i, j]):
+                raise InputError(
+                    f"{path} row {i + 2}: {column} is {cell or 'empty'!r}, not a finite number"
+                )
+    profile = dict(zip(PROFILE_COLUMNS, values.T, strict=True))
+    _check_profile(path, profile)
+    return profile
+
+
+def _check_profile(path: str, profile: dict[str, np.ndarray]) -> None:
+    """Raise InputError on f0 <= 0, negative or non-increasing times (naming the row)."""
+    bad_f0 = np.flatnonzero(profile["f0_hz"] <= 0)
+    if bad_f0.size:
+        i = int(bad_f0[0])
+        raise InputError(
+            f"{path} row {i + 2}: f0_hz is {profile['f0_hz'][i]:g}; pitches must be > 0 Hz "
+            "(use a low loudness_db for silence)"
+        )
+    times = profile["time_s"]
+    if times[0] < 0:
+        raise InputError(f"{path} row 2: time_s is {times[0]:g}; times start at 0 or later")
+    unsorted = np.flatnonzero(np.diff(times) <= 0)
+    if unsorted.size:
+        i = int(unsorted[0]) + 1
+        raise InputError(
+            f"{path} row {i + 2}: time_s {times[i]:g} does not come after {times[i - 1]:g}; "
+            "sort the rows by time (each time once)"
+        )
+
+
+def profile_curves(profile: dict[str, np.ndarray], frame_rate: int) -> dict[str, np.ndarray]:
+    """Frame-rate controls from profile breakpoints, from 0 s to the last breakpoint.
+
+    f0 is interpolated linearly in pitch (semitones), loudness linearly in dB; before the first
+    breakpoint both hold its values.
+
+    Returns:
+        ``{"f0_hz", "loudness_db", "f0_confidence"}`` float32 ``[frames]``.
+    """
+    times = np.asarray(profile["time_s"], np.float64)
+    n_frames = int(np.floor(times[-1] * frame_rate)) + 1
+    t = np.arange(n_frames) / frame_rate
+    midi = np.interp(t, times, 12.0 * np.log2(np.asarray(profile["f0_hz"]) / 440.0) + 69.0)
+    loudness = np.interp(t, times, np.asarray(profile["loudness_db"], np.float64))
+    return {
+        "f0_hz": (440.0 * 2.0 ** ((midi - 69.0) / 12.0)).astype(np.float32),
+        "loudness_db": loudness.astype(np.float32),
+        "f0_confidence": np.ones(n_frames, np.float32),
+    }
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How notes become curves (`ddsp generate`'s options): seconds, cents, Hz, semitones."""
+
+    attack_s: float = 0.03
+    release_s: float = 0.15
+    vibrato_cents: float = 0.0
+    vibrato_hz: float = 5.5
+    tail_s: float = 0.5
+    transpose: float = 0.0
+
+
+def melody_controls(
+    midi_path: str | None, profile_path: str | None, frame_rate: int, statistics: dict,
+    shape: Shape, f0_range: tuple[float, float],
+) -> tuple[dict[str, np.ndarray], list[str], dict]:  # fmt: skip
+    """Frame-rate controls from a MIDI melody or a CSV profile (exactly one of the two).
+
+    Args:
+        statistics: the model's ``statistics.json`` (``loudness_quantiles`` maps velocity).
+        f0_range: ``(low, high)`` Hz the model can render; pitches are clipped into it.
+    Returns:
+        ``(controls {"f0_hz", "loudness_db", "f0_confidence"} [frames], warnings, report)``;
+        the report counts notes, cut notes and clipped frames.
+    """
+    if (midi_path is None) == (profile_path is None):
+        raise InputError("give exactly one of --midi FILE and --profile CSV")
+    warnings: list[str] = []
+    report: dict = {}
+    if midi_path is not None:
+        notes, cut = monophonic(read_midi(midi_path))
+        if cut:
+            warnings.append(
+                f"{midi_path}: {cut} overlapping note(s) cut short (last-note priority: the "
+                "model plays one note at a time)"
+            )
+        quantiles = statistics.get("loudness_quantiles")
+        controls = note_curves(notes, frame_rate, quantiles, shape.attack_s, shape.release_s,
+                               shape.vibrato_cents, shape.vibrato_hz, shape.tail_s)  # fmt: skip
+        report.update(notes=len(notes), cut_notes=cut)
+    else:
+        controls = profile_curves(read_profile(profile_path), frame_rate)
+    f0 = controls["f0_hz"] * np.float32(2.0 ** (shape.transpose / 12.0))
+    clipped = int(np.sum((f0 < f0_range[0]) | (f0 > f0_range[1])))
+    if clipped:
+        warnings.append(
+            f"{clipped} frame(s) fall outside the {f0_range[0]:.0f}..{f0_range[1]:.0f} Hz the "
+            "model can play and were clipped; transpose with --transpose"
+        )
+    controls["f0_hz"] = np.clip(f0, *f0_range).astype(np.float32)
+    report.update(frames=len(f0), clipped_frames=clipped, transpose=shape.transpose)
+    return controls, warnings, report
+
+
+def latent_trajectory(loaded, n_frames: int, z_mode: str, seed: int,
+                      component: int | None = None) -> np.ndarray | None:  # fmt: skip
+    """z ``[n_frames, z_dims]`` for a ``--z`` model from its stored mixture (None otherwise).
+
+    Args:
+        z_mode: ``sample`` (a smooth trajectory drawn with `seed`) or ``mean`` (a component's
+            mean held; the heaviest unless `component` is given).
+    Raises:
+        ModelError: the model directory holds no readable ``z_mixture.npz``.
+    """
+    from ddspcli import storage
+    from ddspcli.engine import latent
+    from ddspcli.errors import ModelError
+
+    if loaded.model.encoder is None:
+        return None
+    path = storage.join(loaded.path, latent.MIXTURE_FILE)
+    if not storage.exists(path):
+        raise ModelError(
+            f"{loaded.path} has a z encoder but no {latent.MIXTURE_FILE}; rerun `ddsp fit` on "
+            "its run folder (it fits the mixture) and export again"
+        )
+    try:
+        mixture = latent.Mixture.load(path)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path} is unreadable: {err}") from None
+    if mixture.dims != loaded.model.z_dims:
+        raise ModelError(f"{path} has z of {mixture.dims} dims but the model {loaded.model.z_dims}")
+    if z_mode == "mean":
+        try:
+            return mixture.mean_trajectory(n_frames, component)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    if z_mode != "sample":
+        raise InputError(f"unknown z mode {z_mode!r}; choose sample or mean")
+    return mixture.sample(n_frames, loaded.model.frame_rate, seed)
+
+
+def run(
+    loaded,
+    model_name: str,
+    controls: dict[str, np.ndarray],
+    output: str,
+    rsettings,
+    z: np.ndarray | None = None,
+    plot: str | None = None,
+    save_features: str | None = None,
+    force: bool = False,
+    progress=None,
+) -> dict:
+    """Render `controls` (and `z`) with the model and write the WAV (and plot / NPZ).
+
+    Args:
+        loaded: `model.LoadedModel`. rsettings: `transfer.RenderSettings`.
+        progress: called with the number of frames decoded.
+    Returns:
+        A summary: output, seconds, wall seconds, real-time factor, gain and peak (dB).
+    """
+    import math
+    import time
+
+    from ddspcli.engine import audio as audio_io
+    from ddspcli.engine import features_io, transfer
+
+    start = time.perf_counter()
+    sr, frame_rate = loaded.model.sample_rate, loaded.model.frame_rate
+    features = dict(controls)
+    if z is not None:
+        features["z"] = z
+    # Pre-roll: the first frame held for PREROLL_S settles the decoder's recurrent state, which
+    # otherwise starts from zeros and can click; the pre-roll's samples are dropped.
+    preroll = round(PREROLL_S * frame_rate)
+    features = {k: np.concatenate([np.repeat(v[:1], preroll, axis=0), v]) for k, v in
+                features.items()}  # fmt: skip
+    rendered = transfer.render(loaded, features, None, rsettings, (), progress)["audio"]
+    rendered = rendered[preroll * loaded.model.hop :]
+    gain = transfer.peak_gain(rendered, rsettings.peak_db, rsettings.normalize)
+    rendered *= np.float32(gain)
+    out_rate = rsettings.sample_rate or sr
+    written = audio_io.resample(rendered, sr, out_rate) if out_rate != sr else rendered
+    audio_io.write_wav(output, written, out_rate, force=force, subtype=rsettings.subtype)
+    meta = {"sample_rate": sr, "frame_rate": frame_rate, "model": model_name,
+            "n_samples": len(rendered)}  # fmt: skip
+    if save_features is not None:
+        features_io.write(features_io.encode(controls, "npz", meta), save_features, force=force)
+    if plot is not None:
+        features_io.plot(rendered, controls, sr, frame_rate, plot,
+                         title=f"generated -> {model_name}", force=force)  # fmt: skip
+    wall = time.perf_counter() - start
+    seconds = len(rendered) / sr
+    peak = float(np.max(np.abs(rendered))) if len(rendered) else 0.0
+    return {
+        "output": output,
+        "model": model_name,
+        "seconds": round(seconds, 3),
+        "sample_rate": out_rate,
+        "wall_s": round(wall, 3),
+        "real_time_factor": round(wall / seconds, 4) if seconds else None,
+        "gain_db": round(20.0 * math.log10(gain), 2),
+        "peak_dbfs": round(20.0 * math.log10(peak), 2) if peak > 0 else None,
     }

@@ -68,8 +68,9 @@ class StreamRenderer:
 
         Args:
             features: ``f0_hz`` (Hz), ``loudness_db`` (dB), ``[t]`` each at the model's
-                frame rate.
-            audio: ``[>= t * hop]`` input audio at the model's rate; needed by z models only.
+                frame rate; a z model may take ``z`` ``[t, z_dims]`` instead of the audio.
+            audio: ``[>= t * hop]`` input audio at the model's rate; needed by z models only
+                (when no ``z`` is given).
             parts: any of ``audio`` (final), ``harmonic``, ``noise``, ``dry`` (before reverb).
             progress: called with the number of frames decoded after each block.
         Returns:
@@ -118,9 +119,12 @@ class StreamRenderer:
             return tf.constant(np.pad(x, (0, block - count), mode="edge")[None])
 
         inputs = {"f0_hz": frames("f0_hz"), "loudness_db": frames("loudness_db")}
-        if self.model.encoder is not None:
+        if self.model.encoder is not None and "z" in features:  # given z: the encoder rests
+            z = np.asarray(features["z"][first : first + count], np.float32)
+            inputs["z"] = tf.constant(np.pad(z, ((0, block - count), (0, 0)), mode="edge")[None])
+        elif self.model.encoder is not None:
             if audio is None:
-                raise ValueError("this model has a z encoder: it needs the input audio")
+                raise ValueError("this model has a z encoder: it needs the input audio or z")
             piece = np.asarray(audio[first * self.hop : (first + count) * self.hop], np.float32)
             piece = np.pad(piece, (0, block * self.hop - len(piece)))
             inputs["audio"] = tf.constant(piece[None])

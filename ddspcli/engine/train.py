@@ -479,6 +479,10 @@ def export_model(run: Path, dest: Path, force: bool = False, extra: dict | None 
         shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
         if loaded.statistics:
             _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
+        if has_mixture(run):
+            from ddspcli.engine import latent
+
+            shutil.copy(Path(run) / latent.MIXTURE_FILE, tmp / latent.MIXTURE_FILE)
         info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
         if info.get("dataset"):
             info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
@@ -490,6 +494,25 @@ def export_model(run: Path, dest: Path, force: bool = False, extra: dict | None 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def has_mixture(run: Path) -> bool:
+    """Whether a run (or model) folder holds a fitted z mixture."""
+    from ddspcli.engine import latent
+
+    return (Path(run) / latent.MIXTURE_FILE).exists()
+
+
+def fit_z_mixture(run: Path, data_dir: str, seed: int = 0):
+    """Encode the training split with the run's chosen checkpoint, fit the z mixture (BIC),
+    and store it as ``RUN/z_mixture.npz``. Returns the `latent.Mixture`."""
+    from ddspcli.engine import latent
+
+    loaded = model_lib.load_model_dir(str(run))
+    z = latent.encode_dataset(loaded, data_dir, "train")
+    mixture = latent.fit_mixture(z, seed=seed)
+    mixture.save(Path(run) / latent.MIXTURE_FILE)
+    return mixture
 
 
 class StopFlag:
