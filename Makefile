@@ -24,14 +24,16 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Offline after the install: the violin model and the CREPE tiny weights ship in the package.
+DEMO_IN ?= examples/speech_198-209-0000.wav
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	$(BIN)/ddsp --version
-	$(BIN)/ddsp info tests/data/speech_arctic_a0001.wav
-	$(BIN)/ddsp models pull crepe-full
-	$(BIN)/ddsp features tests/data/speech_arctic_a0001.wav --force \
-		-o $(DEMO_OUT)/speech.features.csv --plot $(DEMO_OUT)/speech.features.png
-	@echo "demo: wrote $(DEMO_OUT)/speech.features.csv and $(DEMO_OUT)/speech.features.png"
+	$(BIN)/ddsp models list
+	DDSP_OFFLINE=1 $(BIN)/ddsp transfer $(DEMO_IN) --model violin --octave 1 --force \
+		-o $(DEMO_OUT)/speech.violin.wav --plot $(DEMO_OUT)/speech.violin.png
+	@echo "demo: wrote $(abspath $(DEMO_OUT))/speech.violin.wav and $(abspath $(DEMO_OUT))/speech.violin.png"
+	@echo "demo: input $(DEMO_IN) (LibriSpeech 198-209-0000, CC BY 4.0: see examples/README.md)"
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info

@@ -906,19 +906,34 @@ def models_export(
     attribution: Annotated[
         str | None, typer.Option(help="Attribution the training data's licence requires.")
     ] = None,
+    manifest_source: Annotated[
+        str | None,
+        typer.Option(help="Print a manifest entry: 'bundled:DIR' or the URL the files go to."),
+    ] = None,
+    version: Annotated[str, typer.Option(help="Version in the manifest entry.")] = "1",
 ) -> None:
     """Write an inference-only copy of a model (no optimizer state: about a third the size).
 
     The copy is flat (model.json, config.gin, statistics.json, ckpt.*), ready to be listed in a
     manifest; --name, --description, --license and --attribution are stored in its model.json.
+    With --manifest-source, the manifest table for the copy (sha256 and size of each file) is
+    printed on stdout.
     """
+    from ddspcli import pretrained
     from ddspcli.engine import train
 
+    if manifest_source is not None and not manifest_source.startswith(pretrained.SCHEMES):
+        raise typer.BadParameter(
+            f"--manifest-source must start with one of {', '.join(pretrained.SCHEMES)}"
+        )
     fields = {"name": name, "description": description, "license": license_,
               "attribution": attribution}  # fmt: skip
     extra = {k: v for k, v in fields.items() if v is not None}
     info = train.export_model(run, output, force=force, extra=extra)
     ui.info(f"exported {run} (step {info.get('steps')}) to {output}")
+    if manifest_source is not None:
+        entry_name = name or output.name
+        sys.stdout.write(pretrained.manifest_entry(output, entry_name, version, manifest_source))
 
 
 def main() -> None:

@@ -575,3 +575,48 @@ def resolve_instrument(name_or_path: str, progress: Progress | None = None) -> t
     if spec.kind != "instrument":
         raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
     return str(pull(spec, progress)), name_or_path
+
+
+def manifest_entry(folder: Path, name: str, version: str, source: str) -> str:
+    """The manifest table (TOML text) of an exported instrument model folder.
+
+    Args:
+        folder: written by ``ddsp models export`` (flat: ``model.json``, ``ckpt.*``, ...).
+        source: ``bundled:DIR`` (the folder shipped beside the manifest) or a URL prefix that
+            each file name is appended to.
+    Returns:
+        ``[models.NAME]`` with kind, version, description, licence, attribution, features and
+        one ``[[models.NAME.files]]`` per file (name, sha256, size, sources).
+    """
+    import json
+
+    info = json.loads((folder / "model.json").read_text())
+    feats = info.get("features", {})
+    loudness = (
+        f"A-weighted, n_fft {feats.get('n_fft')}, ref {feats.get('ref_db')} dB, "
+        f"range {feats.get('range_db')} dB"
+    )
+    lines = [
+        f"[models.{name}]",
+        'kind = "instrument"',
+        f"version = {json.dumps(version)}",
+        f"description = {json.dumps(info.get('description', ''))}",
+        f"license = {json.dumps(info.get('license', ''))}",
+        f"attribution = {json.dumps(info.get('attribution', ''))}",
+        "",
+        f"[models.{name}.features]",
+        f"sample_rate = {int(info['sample_rate'])}",
+        f"frame_rate = {int(info['frame_rate'])}",
+        f"loudness = {json.dumps(loudness)}",
+    ]
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        where = source if source.startswith("bundled:") else source.rstrip("/") + "/" + path.name
+        lines += [
+            "",
+            f"[[models.{name}.files]]",
+            f"name = {json.dumps(path.name)}",
+            f'sha256 = "{sha256_of(path)}"',
+            f"size = {path.stat().st_size}",
+            f"sources = [{json.dumps(where)}]",
+        ]
+    return "\n".join(lines) + "\n"

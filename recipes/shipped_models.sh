@@ -3,6 +3,8 @@
 #
 #   recipes/shipped_models.sh prepare        # all datasets (CREPE full; ~1 audio min per min)
 #   recipes/shipped_models.sh fit violin     # train (or resume) one model in the background
+#   recipes/shipped_models.sh export violin [RUN]   # inference-only copy into the package +
+#                                                   # its manifest entry (sha256, size, licence)
 #
 # Every step is resumable: rerun the same command after an interruption or in a new session.
 # DATA points at the openly licensed recordings (see ../shared/data/SOURCES.md); WORK holds the
@@ -35,8 +37,40 @@ fit() {  # fit NAME [extra ddsp fit options]: tiny variant, batch 8, lr 1e-3 (CP
   echo "training $name in the background (pid $!); log: $WORK/runs/$name-tiny.jsonl"
 }
 
+# Description, licence and attribution of each shipped model (from ../shared/data/SOURCES.md).
+declare -A DESC=(
+  [violin]="Solo violin: Bach Partita 1 and Sonata 2, real recordings (9.9 min)"
+)
+declare -A LIC=(
+  [violin]="CC BY 3.0"
+)
+declare -A ATTR=(
+  [violin]="J.S. Bach, performed by John Garner / MinJi Kim, CC BY 3.0, via the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
+)
+
+export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
+  local name=$1 run=${2:-$WORK/runs/$1-tiny}
+  $DDSP models export "$run" -o "ddspcli/models/$name" --force --name "$name" \
+    --description "${DESC[$name]}" --license "${LIC[$name]}" --attribution "${ATTR[$name]}" \
+    --manifest-source "bundled:models/$name" > "ddspcli/models/.$name.toml"
+  python3 - "$name" <<'PY'
+import re, sys
+name = sys.argv[1]
+path = "ddspcli/pretrained_manifest.toml"
+text = open(path).read()
+entry = open(f"ddspcli/models/.{name}.toml").read()
+# Drop the old [models.NAME] table and its sub-tables, then append the new entry.
+pattern = re.compile(rf"\n\[+models\.{re.escape(name)}[.\]][\s\S]*?(?=\n\[+models\.(?!{re.escape(name)}[.\]])|\Z)")
+text = pattern.sub("", text).rstrip("\n") + "\n\n" + entry
+open(path, "w").write(text)
+PY
+  rm "ddspcli/models/.$name.toml"
+  echo "exported $run to ddspcli/models/$name; manifest entry updated"
+}
+
 case "${1:-}" in
   prepare) prepare ;;
   fit) shift; fit "$@" ;;
-  *) echo "usage: $0 prepare | fit NAME [ddsp fit options]" >&2; exit 2 ;;
+  export) shift; export_model "$@" ;;
+  *) echo "usage: $0 prepare | fit NAME [ddsp fit options] | export NAME [RUN]" >&2; exit 2 ;;
 esac

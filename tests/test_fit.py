@@ -16,6 +16,7 @@ import tensorflow as tf
 from conftest import TONE_MODEL_PARAMS
 from toneset import write_tone_dataset
 
+from ddspcli import pretrained
 from ddspcli.engine import data, features, model, train
 from ddspcli.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError
 
@@ -164,23 +165,31 @@ def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
     trainer, _ = train.open_run(tmp_path / "run", str(tones), "tiny", [], [], False,
                                 settings, False, True)  # fmt: skip
     trainer.fit(lambda s: None, lambda: False)
-    run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(tmp_path / "export"),
-               "--license", "CC BY 4.0", "--attribution", "Tones by the test suite")  # fmt: skip
+    export = tmp_path / "models" / "tones"
+    run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(export), "--name", "tones",
+               "--license", "CC BY 4.0", "--attribution", "Tones by the test suite",
+               "--manifest-source", "bundled:models/tones")  # fmt: skip
     assert run.returncode == 0, run.stderr
+    # The printed manifest entry lists every file with its hash: the copy verifies and resolves.
+    (tmp_path / "manifest.toml").write_text("schema = 1\n" + run.stdout)
+    spec = pretrained.load_manifest([tmp_path / "manifest.toml"])["tones"]
+    assert spec.bundled_dir() == export and not pretrained.verify(spec)
+    assert {f.name for f in spec.files} == {p.name for p in export.iterdir()}
+    assert spec.license == "CC BY 4.0" and spec.features["sample_rate"] == 16000
     # Flat (every file can be listed in a manifest), publishing fields kept, no local paths.
-    assert all(p.is_file() for p in (tmp_path / "export").iterdir())
-    info = json.loads((tmp_path / "export" / "model.json").read_text())
+    assert all(p.is_file() for p in (export).iterdir())
+    info = json.loads((export / "model.json").read_text())
     assert info["license"] == "CC BY 4.0" and info["attribution"] == "Tones by the test suite"
     assert str(tmp_path) not in json.dumps(info) and info["inference_only"]
 
     def size(folder: Path) -> int:
         return sum(p.stat().st_size for p in folder.rglob("ckpt*") if p.is_file())
 
-    full, small = size(tmp_path / "run" / "checkpoints"), size(tmp_path / "export")
+    full, small = size(tmp_path / "run" / "checkpoints"), size(export)
     assert 0.28 < small / full < 0.4  # no Adam slots: about a third
     a, b = (
         model.load_model_dir(str(tmp_path / "run")),
-        model.load_model_dir(str(tmp_path / "export")),
+        model.load_model_dir(str(export)),
     )
     batch = next(iter(data.make_dataset(tones, "eval", 1, shuffle=False, repeat=False)))
     np.testing.assert_array_equal(a.model(batch)["audio"].numpy(), b.model(batch)["audio"].numpy())
