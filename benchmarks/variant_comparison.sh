@@ -1,0 +1,37 @@
+#!/bin/bash
+# Issue 9's comparison: the four variants trained with the same budget on the violin data, then
+# scored with `ddsp eval` on the same eval split. All four use the tiny network (GRU 256 on the
+# raw inputs) so that they differ only in the synthesis graph (and the z encoder):
+#   harmonic               60 harmonics
+#   harmonic+noise         + 65-band filtered noise
+#   harmonic+noise+reverb  + trainable 3 s reverb   (= the `tiny` variant)
+#   +z                     + MFCC -> GRU -> z (16) encoder
+#
+#   WORK=/work/train benchmarks/variant_comparison.sh [STEPS]   # resumable; rerun to continue
+#
+# Writes $WORK/compare/<variant>/ (run folders), $WORK/compare/eval.json and eval.png; the table goes in
+# BENCHMARKS.md ("Variant comparison").
+set -euo pipefail
+WORK=${WORK:-.}
+DDSP=${DDSP:-.venv/bin/ddsp}
+STEPS=${1:-1500}
+DATA=$WORK/data/violin
+OUT=$WORK/compare
+mkdir -p "$OUT"
+common=(--variant tiny --steps "$STEPS" --batch-size 8 --learning-rate 1e-3
+        --checkpoint-every 250 --summary-every 50 --json-log)
+declare -A EXTRA=(
+  [harmonic]="--gin-param Autoencoder.n_noise_bands=0 --gin-param Autoencoder.reverb_length=0"
+  [harmonic+noise]="--gin-param Autoencoder.reverb_length=0"
+  [harmonic+noise+reverb]=""
+  [z]="--z"
+)
+for v in harmonic harmonic+noise harmonic+noise+reverb z; do
+  # shellcheck disable=SC2086
+  $DDSP fit "$DATA" -o "$OUT/$v" "${common[@]}" ${EXTRA[$v]} >> "$OUT/$v.jsonl" 2>> "$OUT/$v.err"
+done
+# One pass: JSON on stdout (the table in BENCHMARKS.md is made from it) and the plot.
+$DDSP eval "$OUT/harmonic" "$OUT/harmonic+noise" "$OUT/harmonic+noise+reverb" "$OUT/z" \
+  --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"
+mv "$OUT/eval.json.tmp" "$OUT/eval.json"
+echo "done: $OUT/eval.json"
