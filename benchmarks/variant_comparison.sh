@@ -6,6 +6,8 @@
 #   harmonic+noise         + 65-band filtered noise
 #   harmonic+noise+reverb  + trainable 3 s reverb   (= the `tiny` variant)
 #   +z                     + MFCC -> GRU -> z (16) encoder
+# and, for issue 8's size question, harmonic+noise+reverb with a GRU of 128 (`gru128`) beside
+# the 256 of `harmonic+noise+reverb`.
 #
 #   WORK=/work/train benchmarks/variant_comparison.sh [STEPS]   # resumable; rerun to continue
 #
@@ -25,13 +27,14 @@ declare -A EXTRA=(
   [harmonic+noise]="--gin-param Autoencoder.reverb_length=0"
   [harmonic+noise+reverb]=""
   [z]="--z"
+  [gru128]="--gin-param Autoencoder.rnn_units=128"
 )
-for v in harmonic harmonic+noise harmonic+noise+reverb z; do
+for v in harmonic harmonic+noise harmonic+noise+reverb z gru128; do
   # shellcheck disable=SC2086
   $DDSP fit "$DATA" -o "$OUT/$v" "${common[@]}" ${EXTRA[$v]} >> "$OUT/$v.jsonl" 2>> "$OUT/$v.err"
 done
 # One pass: JSON on stdout (the table in BENCHMARKS.md is made from it) and the plot.
 $DDSP eval "$OUT/harmonic" "$OUT/harmonic+noise" "$OUT/harmonic+noise+reverb" "$OUT/z" \
-  --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"
+  "$OUT/gru128" --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"
 mv "$OUT/eval.json.tmp" "$OUT/eval.json"
 echo "done: $OUT/eval.json"
