@@ -22,7 +22,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no tests; make treats any non-zero exit as failure.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12
 
 # Offline after the install: the violin model and the CREPE tiny weights ship in the package.
 DEMO_IN ?= examples/speech_198-209-0000.wav

@@ -404,6 +404,19 @@ def fit_command(
         ui.info(f"inference-only copy in {export}")
 
 
+# Rendering options shared by `transfer` and `generate`.
+ReverbOpt = Annotated[bool, typer.Option(help="Apply the model's reverb.")]
+SampleRateOpt = Annotated[
+    int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
+]
+PeakDbOpt = Annotated[
+    float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
+]
+NormalizeOpt = Annotated[
+    bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
+]
+
+
 @app.command("transfer")
 def transfer_command(
     inputs: Annotated[
@@ -440,19 +453,13 @@ def transfer_command(
     note_confidence: Annotated[
         float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
     ] = 0.7,
-    reverb: Annotated[bool, typer.Option(help="Apply the model's reverb.")] = True,
+    reverb: ReverbOpt = True,
     stems: Annotated[
         str | None, typer.Option(help="Folder for the harmonic, noise and reverb parts.")
     ] = None,
-    sample_rate: Annotated[
-        int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
-    ] = None,
-    peak_db: Annotated[
-        float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
-    ] = -1.0,
-    normalize: Annotated[
-        bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
-    ] = False,
+    sample_rate: SampleRateOpt = None,
+    peak_db: PeakDbOpt = -1.0,
+    normalize: NormalizeOpt = False,
     plot: Annotated[str | None, typer.Option(help="PNG of features and spectrograms.")] = None,
     save_features: Annotated[
         str | None, typer.Option(help="NPZ of the adjusted features (for --features).")
@@ -666,16 +673,10 @@ def generate_command(
         int | None, typer.Option(help="Mixture component for --z-mode mean.", min=0)
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise and of the z path.")] = 0,
-    reverb: Annotated[bool, typer.Option(help="Apply the model's reverb.")] = True,
-    sample_rate: Annotated[
-        int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
-    ] = None,
-    peak_db: Annotated[
-        float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
-    ] = -1.0,
-    normalize: Annotated[
-        bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
-    ] = False,
+    reverb: ReverbOpt = True,
+    sample_rate: SampleRateOpt = None,
+    peak_db: PeakDbOpt = -1.0,
+    normalize: NormalizeOpt = False,
     plot: Annotated[str | None, typer.Option(help="PNG of the curves and spectrogram.")] = None,
     save_features: Annotated[
         str | None, typer.Option(help="NPZ of the curves (for `ddsp transfer --features`).")

@@ -357,7 +357,6 @@ def run(
     Returns:
         A summary: output, seconds, wall seconds, real-time factor, gain and peak (dB).
     """
-    import math
     import time
 
     from ddspcli.engine import audio as audio_io
@@ -387,16 +386,5 @@ def run(
     if plot is not None:
         features_io.plot(rendered, controls, sr, frame_rate, plot,
                          title=f"generated -> {model_name}", force=force)  # fmt: skip
-    wall = time.perf_counter() - start
-    seconds = len(rendered) / sr
-    peak = float(np.max(np.abs(rendered))) if len(rendered) else 0.0
-    return {
-        "output": output,
-        "model": model_name,
-        "seconds": round(seconds, 3),
-        "sample_rate": out_rate,
-        "wall_s": round(wall, 3),
-        "real_time_factor": round(wall / seconds, 4) if seconds else None,
-        "gain_db": round(20.0 * math.log10(gain), 2),
-        "peak_dbfs": round(20.0 * math.log10(peak), 2) if peak > 0 else None,
-    }
+    return transfer.output_summary(output, model_name, rendered, len(rendered) / sr, out_rate,
+                                   time.perf_counter() - start, gain)  # fmt: skip

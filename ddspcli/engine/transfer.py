@@ -473,11 +473,20 @@ def run_job(
             job.plot, title=f"{job.source or job.features_in} -> {model_name}", force=force,
         )  # fmt: skip
     wall = time.perf_counter() - start
-    seconds = n_samples / sr
-    peak = float(np.max(np.abs(rendered["audio"]))) if n_samples else 0.0
+    summary = output_summary(job.output, model_name, rendered["audio"], n_samples / sr, out_rate,
+                             wall, gain)  # fmt: skip
+    return {"input": job.source or job.features_in, **summary, "adjustments": report,
+            "warnings": warnings}  # fmt: skip
+
+
+def output_summary(
+    output: str, model_name: str, audio: np.ndarray, seconds: float, out_rate: int, wall: float,
+    gain: float,
+) -> dict:  # fmt: skip
+    """The summary fields every rendering command reports about its output `audio` ``[n]``."""
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     return {
-        "input": job.source or job.features_in,
-        "output": job.output,
+        "output": output,
         "model": model_name,
         "seconds": round(seconds, 3),
         "sample_rate": out_rate,
@@ -485,6 +494,4 @@ def run_job(
         "real_time_factor": round(wall / seconds, 4) if seconds else None,
         "gain_db": round(20.0 * math.log10(gain), 2),
         "peak_dbfs": round(20.0 * math.log10(peak), 2) if peak > 0 else None,
-        "adjustments": report,
-        "warnings": warnings,
     }
