@@ -794,7 +794,7 @@ def _human_size(n_bytes: int) -> str:
 def models_list(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Table of known models: name, kind, size, whether cached (no hashing; see verify)."""
+    """Table of known models: name, kind, size, whether usable offline (no hashing; see verify)."""
     from ddspcli import pretrained
 
     rows = []
@@ -802,8 +802,9 @@ def models_list(
         state = "shipped" if spec.bundled_dir() else pretrained.cached_state(spec)
         rows.append({
             "name": spec.name, "kind": spec.kind, "version": spec.version, "size": spec.size,
-            "cached": state, "path": str(pretrained.model_dir(spec)),
-            "description": spec.description, "license": spec.license,
+            "cached": state, "offline": state in ("shipped", "yes"),
+            "path": str(pretrained.model_dir(spec)), "description": spec.description,
+            "license": spec.license,
         })  # fmt: skip
     if json_out:
         json.dump(rows, sys.stdout, indent=2)
@@ -812,10 +813,15 @@ def models_list(
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for column in ("name", "kind", "size", "cached", "description"):
+    for column in ("name", "kind", "size", "here", "description"):
         table.add_column(column, justify="right" if column == "size" else "left")
+    labels = {"shipped": "shipped", "yes": "cached", "partial": "partial", "no": "-"}
     for r in rows:
-        table.add_row(r["name"], r["kind"], _human_size(r["size"]), r["cached"], r["description"])
+        table.add_row(r["name"], r["kind"], _human_size(r["size"]), labels[r["cached"]],
+                      r["description"])  # fmt: skip
+    table.caption = (
+        "here: shipped in the package or cached = usable offline; - = `ddsp models pull`"
+    )
     ui.out_console.print(table)
 
 

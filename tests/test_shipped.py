@@ -28,7 +28,14 @@ SHIPPED = sorted(
 )
 
 
-def test_the_demo_models_ship_with_the_package():
+def test_the_demo_models_ship_with_the_package(tmp_path):
+    env = {**os.environ, "DDSP_HOME": str(tmp_path / "empty-cache"), "DDSP_OFFLINE": "1"}
+    listed = subprocess.run([sys.executable, "-m", "ddspcli", "models", "list", "--json"],
+                            capture_output=True, env=env, timeout=120)  # fmt: skip
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    for name in [*SHIPPED, "crepe-tiny"]:
+        assert rows[name]["cached"] == "shipped" and rows[name]["offline"], rows[name]
+    assert not rows["crepe-full"]["offline"]  # fetched on demand, not in an empty cache
     assert "violin" in SHIPPED
     specs = pretrained.load_manifest([pretrained.SHIPPED_MANIFEST])
     assert specs["crepe-tiny"].bundled_dir() is not None  # transfer's default tracker
