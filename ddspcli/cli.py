@@ -722,7 +722,7 @@ def generate_command(
     z = generate.latent_trajectory(loaded, n_frames, z_mode, seed, z_component)
     rsettings = transfer.RenderSettings(reverb=reverb, sample_rate=sample_rate, peak_db=peak_db,
                                         normalize=normalize, seed=seed)  # fmt: skip
-    total = n_frames + round(generate.PREROLL_S * loaded.model.frame_rate)
+    total = generate.frames_to_render(n_frames, loaded.model.frame_rate)
     with ui.CountProgress("generate", total, show_count=False) as bar:
         summary = generate.run(loaded, name, controls, target, rsettings, z, plot, save_features,
                                force, lambda n: bar.advance(n, "synthesis"))  # fmt: skip

@@ -28,6 +28,9 @@ def is_remote(path: str | os.PathLike[str]) -> bool:
 
 
 def _gfile():
+    from ddspcli import ui
+
+    ui.import_tensorflow_quietly()
     import tensorflow as tf
 
     return tf.io.gfile
@@ -74,10 +77,11 @@ def remove(path: str | os.PathLike[str], *, missing_ok: bool = True) -> None:
     if not is_remote(path):
         Path(path).unlink(missing_ok=missing_ok)
         return
+    gfile = _gfile()
     import tensorflow as tf
 
     try:
-        tf.io.gfile.remove(os.fspath(path))
+        gfile.remove(os.fspath(path))
     except tf.errors.NotFoundError:
         if not missing_ok:
             raise

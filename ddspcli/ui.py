@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from rich.console import Console
 
@@ -26,6 +31,51 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
     state.verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
     if state.verbosity < VERBOSE:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info/warnings
+
+
+# What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says
+# (TF >= 2.21): absl's pre-initialisation banner, its I/W-level lines ("I0000 00:00:...
+# port.cc:153] oneDNN custom operations are on ...") and the CPU-feature continuation line.
+_TF_IMPORT_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|[IW]\d{4} \d\d:\d\d:"
+    rb"|To enable the following instructions:)"
+)
+
+
+@contextmanager
+def _stderr_fd_captured() -> Iterator[IO[bytes]]:
+    """Point file descriptor 2 (native code's stderr) at a temporary file for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow once, dropping its native info/warning lines unless ``--verbose``.
+
+    Anything else printed during the import (errors, Python warnings) is passed on to
+    stderr unchanged, so a broken install still explains itself.
+    """
+    if "tensorflow" in sys.modules or state.verbosity >= VERBOSE:
+        return
+    with _stderr_fd_captured() as capture:
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            capture.seek(0)
+            kept = [ln for ln in capture.read().splitlines(keepends=True)
+                    if not _TF_IMPORT_NOISE.match(ln)]  # fmt: skip
+    if kept:
+        sys.stderr.write(b"".join(kept).decode(errors="replace"))
+        sys.stderr.flush()
 
 
 def show_bars() -> bool:

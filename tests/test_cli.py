@@ -87,3 +87,25 @@ def test_usage_error_exit_code():
     run = ddsp("info", "--no-such-option", "x.wav")
     assert run.returncode == EXIT_USAGE
     assert run.stdout == b""
+
+
+def test_tensorflow_import_noise_is_dropped_and_other_stderr_kept(data_dir):
+    """TF >= 2.21 prints absl lines on import regardless of TF_CPP_MIN_LOG_LEVEL."""
+    script = (
+        "import os, sys; from ddspcli import ui\n"
+        "with ui._stderr_fd_captured() as cap:\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called"
+        " are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1795447412.511604    5540 port.cc:153] oneDNN custom\\n')\n"
+        "    os.write(2, b'E0000 00:00:1795447412.5 cuda.cc:1] real error\\n')\n"
+        "    cap.seek(0); lines = cap.read().splitlines()\n"
+        "print([ln.decode() for ln in lines if not ui._TF_IMPORT_NOISE.match(ln)])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert run.stdout.strip() == "['E0000 00:00:1795447412.5 cuda.cc:1] real error']"
+    # And the real import, through a command that loads TensorFlow: nothing but the data.
+    wav = str(data_dir / "speech_arctic_a0001.wav")
+    quiet = subprocess.run([sys.executable, "-m", "ddspcli", "-q", "info", wav],
+                           capture_output=True, text=True)  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

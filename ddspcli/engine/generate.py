@@ -337,6 +337,16 @@ def latent_trajectory(loaded, n_frames: int, z_mode: str, seed: int,
     return mixture.sample(n_frames, loaded.model.frame_rate, seed)
 
 
+def preroll_frames(frame_rate: int) -> int:
+    """Frames of held first frame that `run` renders (and drops) before the output."""
+    return round(PREROLL_S * frame_rate)
+
+
+def frames_to_render(n_frames: int, frame_rate: int) -> int:
+    """Frames `run` decodes for `n_frames` of output: the output plus the pre-roll."""
+    return n_frames + preroll_frames(frame_rate)
+
+
 def run(
     loaded,
     model_name: str,
@@ -369,7 +379,7 @@ def run(
         features["z"] = z
     # Pre-roll: the first frame held for PREROLL_S settles the decoder's recurrent state, which
     # otherwise starts from zeros and can click; the pre-roll's samples are dropped.
-    preroll = round(PREROLL_S * frame_rate)
+    preroll = preroll_frames(frame_rate)
     features = {k: np.concatenate([np.repeat(v[:1], preroll, axis=0), v]) for k, v in
                 features.items()}  # fmt: skip
     rendered = transfer.render(loaded, features, None, rsettings, (), progress)["audio"]
