@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ddspcli tests benchmarks
+	$(BIN)/ruff check ddspcli tests benchmarks recipes
 
 # pytest exits 5 when it collects no tests; make treats any non-zero exit as failure.
 test: $(STAMP) lint

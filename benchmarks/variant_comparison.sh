@@ -11,6 +11,11 @@
 #
 #   WORK=/work/train benchmarks/variant_comparison.sh [STEPS]   # resumable; rerun to continue
 #
+# On a machine with spare cores, train in parallel queues and score once all are done:
+#   VARIANTS="harmonic harmonic+noise+reverb gru128" EVAL=0 benchmarks/variant_comparison.sh &
+#   VARIANTS="harmonic+noise z" EVAL=0 benchmarks/variant_comparison.sh &
+#   wait; VARIANTS="" benchmarks/variant_comparison.sh
+#
 # Writes $WORK/compare/<variant>/ (run folders), $WORK/compare/eval.json and eval.png; the table goes in
 # BENCHMARKS.md ("Variant comparison").
 set -euo pipefail
@@ -29,10 +34,13 @@ declare -A EXTRA=(
   [z]="--z"
   [gru128]="--gin-param Autoencoder.rnn_units=128"
 )
-for v in harmonic harmonic+noise harmonic+noise+reverb z gru128; do
+ALL="harmonic harmonic+noise harmonic+noise+reverb z gru128"
+VARIANTS=${VARIANTS-$ALL}
+for v in $VARIANTS; do
   # shellcheck disable=SC2086
   $DDSP fit "$DATA" -o "$OUT/$v" "${common[@]}" ${EXTRA[$v]} >> "$OUT/$v.jsonl" 2>> "$OUT/$v.err"
 done
+[ "${EVAL:-1}" = 1 ] || exit 0
 # One pass: JSON on stdout (the table in BENCHMARKS.md is made from it) and the plot.
 $DDSP eval "$OUT/harmonic" "$OUT/harmonic+noise" "$OUT/harmonic+noise+reverb" "$OUT/z" \
   "$OUT/gru128" --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"

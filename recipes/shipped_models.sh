@@ -22,7 +22,11 @@ prepare() {
       "$SF/musescore_general/${inst}_bwv1002_mov8.flac" \
       "$SF/fluidr3_gm/${inst}_bwv1002_mov8_first40s.flac" -o "$WORK/data/${inst}-sf"
   done
-  $DDSP prepare "$DATA/mtg_tenor_sax_notes/audio" "$DATA/medley_solos_db_small/tenor_saxophone" \
+  # The MTG notes are trimmed to their onsets: join them into takes with silent gaps so that
+  # the model sees onsets from silence (see recipes/join_notes.py).
+  "$(dirname "$DDSP")/python" recipes/join_notes.py "$DATA/mtg_tenor_sax_notes/audio" \
+    "$WORK/audio/tenor_sax_joined"
+  $DDSP prepare "$WORK"/audio/tenor_sax_joined/take-*.wav "$DATA/medley_solos_db_small/tenor_saxophone" \
     -o "$WORK/data/tenor_sax"
 }
 
