@@ -30,7 +30,10 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
     """Apply the global ``--quiet``/``--verbose`` flags (quiet wins)."""
     state.verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
     if state.verbosity < VERBOSE:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info/warnings
+        # Hide TF's C++ log lines, errors included: TF 2.21 logs spurious ones while reading
+        # TFRecords ("oneDNN supports DT_STRING only on platforms with AVX-512"); real
+        # failures still reach the user as Python exceptions. --verbose shows everything.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 # What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says
