@@ -71,7 +71,10 @@ def import_tensorflow_quietly() -> None:
         return
     with _stderr_fd_captured() as capture:
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            # Python-side TF warnings (e.g. tf.function retracing advice) are for developers.
+            tf.get_logger().setLevel("ERROR")
         finally:
             capture.seek(0)
             kept = [ln for ln in capture.read().splitlines(keepends=True)
