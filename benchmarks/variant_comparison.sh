@@ -42,7 +42,8 @@ for v in $VARIANTS; do
 done
 [ "${EVAL:-1}" = 1 ] || exit 0
 # One pass: JSON on stdout (the table in BENCHMARKS.md is made from it) and the plot.
-$DDSP eval "$OUT/harmonic" "$OUT/harmonic+noise" "$OUT/harmonic+noise+reverb" "$OUT/z" \
-  "$OUT/gru128" --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"
+runs=()
+for v in $ALL; do runs+=("$OUT/$v"); done
+$DDSP eval "${runs[@]}" --data "$DATA" --json --plot "$OUT/eval.png" --force > "$OUT/eval.json.tmp"
 mv "$OUT/eval.json.tmp" "$OUT/eval.json"
 echo "done: $OUT/eval.json"

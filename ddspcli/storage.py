@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from ddspcli import ui
 from ddspcli.errors import OutputError
 
 
@@ -28,8 +29,6 @@ def is_remote(path: str | os.PathLike[str]) -> bool:
 
 
 def _gfile():
-    from ddspcli import ui
-
     ui.import_tensorflow_quietly()
     import tensorflow as tf
 

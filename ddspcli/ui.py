@@ -46,6 +46,12 @@ _TF_IMPORT_NOISE = re.compile(
 )
 
 
+def drop_tf_import_noise(printed: bytes) -> bytes:
+    """The lines of `printed` (raw stderr bytes) that are not `_TF_IMPORT_NOISE`."""
+    return b"".join(ln for ln in printed.splitlines(keepends=True)
+                    if not _TF_IMPORT_NOISE.match(ln))  # fmt: skip
+
+
 @contextmanager
 def _stderr_fd_captured() -> Iterator[IO[bytes]]:
     """Point file descriptor 2 (native code's stderr) at a temporary file for the block."""
@@ -77,10 +83,9 @@ def import_tensorflow_quietly() -> None:
             tf.get_logger().setLevel("ERROR")
         finally:
             capture.seek(0)
-            kept = [ln for ln in capture.read().splitlines(keepends=True)
-                    if not _TF_IMPORT_NOISE.match(ln)]  # fmt: skip
+            kept = drop_tf_import_noise(capture.read())
     if kept:
-        sys.stderr.write(b"".join(kept).decode(errors="replace"))
+        sys.stderr.write(kept.decode(errors="replace"))
         sys.stderr.flush()
 
 

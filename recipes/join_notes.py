@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from ddspcli import storage
+from ddspcli.fsutil import atomic_path
 
 
 def plan_takes(names: list[str], per_take: int, seed: int) -> list[list[str]]:
@@ -63,12 +67,12 @@ def main() -> None:
         gaps = list(rng.uniform(0.25, 1.0, len(take)))
         joined, starts = join(mono, gaps, rates[0])
         name = f"take-{k:02d}.wav"
-        tmp = args.out / f".{name}.tmp"
-        sf.write(tmp, joined, rates[0], subtype="PCM_16", format="WAV")
-        tmp.replace(args.out / name)
+        with atomic_path(args.out / name, force=True) as tmp:
+            sf.write(tmp, joined, rates[0], subtype="PCM_16", format="WAV")
         rows += [(name, s, f"{s / rates[0]:.4f}", n) for s, n in zip(starts, take, strict=True)]
-    with open(args.out / "takes.csv", "w", newline="") as f:
-        csv.writer(f).writerows([("take", "start_sample", "start_s", "note"), *rows])
+    table = io.StringIO(newline="")
+    csv.writer(table).writerows([("take", "start_sample", "start_s", "note"), *rows])
+    storage.write_text(args.out / "takes.csv", table.getvalue())
     print(f"join_notes: {len(names)} notes -> {k + 1} takes in {args.out}")
 
 

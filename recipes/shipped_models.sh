@@ -42,12 +42,15 @@ fit() {  # fit NAME [extra ddsp fit options]: tiny variant, batch 8, lr 1e-3 (CP
 }
 
 # Description, licence and attribution of each shipped model (from ../shared/data/SOURCES.md).
+# The three soundfont renders share their source and licence.
+SF_DESC="sample-playback render (soundfonts, not a real recording): Bach BWV 1002 (4.8 min)"
+SF_ATTR="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
 declare -A DESC=(
   [violin]="Solo violin: Bach Partita 1 and Sonata 2, real recordings (9.9 min)"
   [tenor_sax]="Tenor saxophone: MTG sustained notes and Medley-solos-DB excerpts, real recordings (5.0 min)"
-  [flute-sf]="Flute, sample-playback render (soundfonts, not a real recording): Bach BWV 1002 (4.8 min)"
-  [trumpet-sf]="Trumpet, sample-playback render (soundfonts, not a real recording): Bach BWV 1002 (4.8 min)"
-  [cello-sf]="Cello, sample-playback render (soundfonts, not a real recording): Bach BWV 1002 (4.8 min)"
+  [flute-sf]="Flute, $SF_DESC"
+  [trumpet-sf]="Trumpet, $SF_DESC"
+  [cello-sf]="Cello, $SF_DESC"
 )
 declare -A LIC=(
   [violin]="CC BY 3.0"
@@ -59,9 +62,9 @@ declare -A LIC=(
 declare -A ATTR=(
   [violin]="J.S. Bach, performed by John Garner / MinJi Kim, CC BY 3.0, via the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
   [tenor_sax]="MTG (Music Technology Group, UPF) sax samples, SFZ programming by kinwie (MTG.SoloSax), CC BY 4.0; Medley-solos-DB v1.2 (V. Lostanlen, C.-E. Cella, R. Bittner, S. Essid), CC BY 4.0"
-  [flute-sf]="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
-  [trumpet-sf]="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
-  [cello-sf]="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
+  [flute-sf]="$SF_ATTR"
+  [trumpet-sf]="$SF_ATTR"
+  [cello-sf]="$SF_ATTR"
 )
 
 export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
