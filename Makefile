@@ -21,8 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check ddspcli tests benchmarks recipes
 
 # pytest exits 5 when it collects no tests; make treats any non-zero exit as failure.
+# TEST_WORKERS: pytest-xdist processes (auto = one per CPU core); whole files go to one worker, so
+# a file's module fixtures are built once (the shared tone model: once per run, see conftest).
+TEST_WORKERS ?= auto
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12 -n $(TEST_WORKERS) --dist loadfile
 
 # Offline after the install: the violin model and the CREPE tiny weights ship in the package.
 DEMO_IN ?= examples/speech_198-209-0000.wav

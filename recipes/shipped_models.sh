@@ -1,8 +1,9 @@
 #!/bin/bash
 # How the shipped instrument models are built: `ddsp prepare` + `ddsp fit`, nothing else.
 #
-#   recipes/shipped_models.sh prepare        # all datasets (CREPE full; ~1 audio min per min)
+#   recipes/shipped_models.sh prepare [NAME...]  # datasets (CREPE full; ~1 audio min per min)
 #   recipes/shipped_models.sh fit violin     # train (or resume) one model in the background
+#                                            # (`train` = the same in the foreground)
 #   recipes/shipped_models.sh export violin [RUN]   # inference-only copy into the package +
 #                                                   # its manifest entry (sha256, size, licence)
 #
@@ -15,30 +16,59 @@ WORK=${WORK:-.}
 DDSP=${DDSP:-.venv/bin/ddsp}
 SF=$DATA/soundfont_renders
 
-prepare() {
-  $DDSP prepare "$DATA/bach_violin_ccby/audio" -o "$WORK/data/violin"
-  for inst in flute trumpet cello; do
-    $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
-      "$SF/musescore_general/${inst}_bwv1002_mov8.flac" \
-      "$SF/fluidr3_gm/${inst}_bwv1002_mov8_first40s.flac" -o "$WORK/data/${inst}-sf"
+prepare() {  # prepare [NAME...]: all datasets, or the named ones
+  local names=("$@")
+  [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax)
+  for name in "${names[@]}"; do
+    case $name in
+      violin) $DDSP prepare "$DATA/bach_violin_ccby/audio" -o "$WORK/data/violin" ;;
+      *-sf)
+        local inst=${name%-sf}
+        $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
+          "$SF/musescore_general/${inst}_bwv1002_mov8.flac" \
+          "$SF/fluidr3_gm/${inst}_bwv1002_mov8_first40s.flac" -o "$WORK/data/$name" ;;
+      tenor_sax)
+        # The MTG notes are trimmed to their onsets: join them into takes with silent gaps so
+        # that the model sees onsets from silence (see recipes/join_notes.py).
+        "$(dirname "$DDSP")/python" recipes/join_notes.py "$DATA/mtg_tenor_sax_notes/audio" \
+          "$WORK/audio/tenor_sax_joined"
+        $DDSP prepare "$WORK"/audio/tenor_sax_joined/take-*.wav \
+          "$DATA/medley_solos_db_small/tenor_saxophone" -o "$WORK/data/tenor_sax" ;;
+      *) echo "unknown model $name" >&2; return 2 ;;
+    esac
   done
-  # The MTG notes are trimmed to their onsets: join them into takes with silent gaps so that
-  # the model sees onsets from silence (see recipes/join_notes.py).
-  "$(dirname "$DDSP")/python" recipes/join_notes.py "$DATA/mtg_tenor_sax_notes/audio" \
-    "$WORK/audio/tenor_sax_joined"
-  $DDSP prepare "$WORK"/audio/tenor_sax_joined/take-*.wav "$DATA/medley_solos_db_small/tenor_saxophone" \
-    -o "$WORK/data/tenor_sax"
 }
 
-fit() {  # fit NAME [extra ddsp fit options]: tiny variant, batch 8, lr 1e-3 (CPU budget)
-  local name=$1
+# Training budget and synthesis graph per model: all use the `tiny` network (GRU 256, batch 8,
+# lr 1e-3). Only the violin keeps the trainable reverb: on the others it smeared the output so
+# much that a speech transfer's re-tracked pitch drifted (tenor_sax: median 54 cents off with
+# the reverb, 5 cents without; see BENCHMARKS.md), and harmonic+noise alone scored better than
+# harmonic+noise+reverb in the variant comparison.
+declare -A STEPS=([violin]=10000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
+NO_REVERB="--gin-param Autoencoder.reverb_length=0"
+declare -A FIT_OPTS=([violin]="" [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
+                     [trumpet-sf]=$NO_REVERB [cello-sf]=$NO_REVERB)
+
+train() {  # train NAME [options]: to half the steps, copy that run to NAME-half, then to the end
+  local name=$1 run=$WORK/runs/$1
   shift
+  local steps=${STEPS[$name]:?unknown model $name}
   mkdir -p "$WORK/runs"
-  nohup nice -n 10 $DDSP fit "$WORK/data/$name" --variant tiny -o "$WORK/runs/$name-tiny" \
-    --steps 20000 --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 \
-    --summary-every 50 --json-log "$@" >> "$WORK/runs/$name-tiny.jsonl" \
-    2>> "$WORK/runs/$name-tiny.err" &
-  echo "training $name in the background (pid $!); log: $WORK/runs/$name-tiny.jsonl"
+  _fit() {
+    # shellcheck disable=SC2086
+    nice -n 10 $DDSP fit "$WORK/data/$name" --variant tiny -o "$run" --steps "$1" \
+      --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 --summary-every 50 \
+      --json-log ${FIT_OPTS[$name]} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
+  }
+  _fit $((steps / 2)) "$@"
+  [ -d "$run-half" ] || cp -r "$run" "$run-half"  # the half-trained model of the quality table
+  _fit "$steps" "$@"
+  echo "trained $run ($steps steps) $(date)" >> "$run.err"
+}
+
+fit() {  # fit NAME [options]: train (or resume) in the background
+  nohup "$0" train "$@" > /dev/null 2>&1 &
+  echo "training $1 in the background (pid $!); log: $WORK/runs/$1.jsonl"
 }
 
 # Description, licence and attribution of each shipped model (from ../shared/data/SOURCES.md).
@@ -68,7 +98,7 @@ declare -A ATTR=(
 )
 
 export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
-  local name=$1 run=${2:-$WORK/runs/$1-tiny}
+  local name=$1 run=${2:-$WORK/runs/$1}
   $DDSP models export "$run" -o "ddspcli/models/$name" --force --name "$name" \
     --description "${DESC[$name]}" --license "${LIC[$name]}" --attribution "${ATTR[$name]}" \
     --manifest-source "bundled:models/$name" > "ddspcli/models/.$name.toml"
@@ -88,8 +118,9 @@ PY
 }
 
 case "${1:-}" in
-  prepare) prepare ;;
+  prepare) shift; prepare "$@" ;;
   fit) shift; fit "$@" ;;
+  train) shift; train "$@" ;;
   export) shift; export_model "$@" ;;
-  *) echo "usage: $0 prepare | fit NAME [ddsp fit options] | export NAME [RUN]" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare [NAME...] | fit|train NAME [ddsp fit options] | export NAME [RUN]" >&2; exit 2 ;;
 esac

