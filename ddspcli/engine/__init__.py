@@ -1,10 +1,6 @@
 """The one engine every `ddsp` subcommand shares (see DESIGN.md for the layering).
 
-Importing a module here imports TensorFlow; the CLI imports them lazily so that
-``ddsp --help`` stays fast. TensorFlow is imported here first, before any engine
-module, with its native import chatter filtered (see ``ui.import_tensorflow_quietly``).
+Most modules here import TensorFlow, through `ddspcli.engine._tensorflow` (which filters its
+native import chatter); the CLI imports them lazily so that ``ddsp --help`` stays fast, and
+reads and checks its inputs with the light modules (`audio`) before it loads the others.
 """
-
-from ddspcli import ui
-
-ui.import_tensorflow_quietly()

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from ddspcli import storage
+from ddspcli.engine._tensorflow import tf
 from ddspcli.engine.features import FEATURE_KEYS, detect_notes
 from ddspcli.errors import InputError
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
+
+from ddspcli.engine._tensorflow import tf
 
 TWO_PI = 2.0 * math.pi
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from ddspcli.engine import data, features, losses
+from ddspcli.engine._tensorflow import tf
 
 CONFIDENT = 0.85  # f0 is scored where the recording's own pitch confidence is at least this
 OUTLIER_SEMITONES = 1.0

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from ddspcli.engine import dsp, pitch
+from ddspcli.engine._tensorflow import tf
 
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
 DEFAULT_PITCH_HOP_MS = {"full": 32.0, "tiny": 16.0}

@@ -129,9 +129,8 @@ def encode_dataset(loaded, folder: str, split: str = "train", max_frames: int = 
                    stride: int = 4) -> np.ndarray:  # fmt: skip
     """The z encoder's outputs over a prepared split: ``[frames, z_dims]`` float64, every
     `stride`-th frame (neighbouring frames are nearly equal), at most `max_frames`."""
-    import tensorflow as tf
-
     from ddspcli.engine import evaluate
+    from ddspcli.engine._tensorflow import tf
 
     encoder = loaded.model.encoder
     if encoder is None:

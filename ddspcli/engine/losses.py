@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import tensorflow as tf
-
 from ddspcli.engine import dsp
+from ddspcli.engine._tensorflow import tf
 
 FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gin
-import tensorflow as tf
 
 from ddspcli import storage
 from ddspcli.engine import dsp, nn, synths
+from ddspcli.engine._tensorflow import tf
 
 F0_RANGE = 127.0  # MIDI notes
 LD_RANGE = 80.0  # dB

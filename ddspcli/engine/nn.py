@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from ddspcli.engine._tensorflow import tf
 
 
 def glorot_uniform(rng: tf.random.Generator, shape: list[int]) -> tf.Tensor:

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
+from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
 
 SAMPLE_RATE = 16000

@@ -104,7 +104,7 @@ def features_for_file(
 
 def _worker_init(threads: int) -> None:
     """Pool worker: split the cores between workers instead of oversubscribing them."""
-    import tensorflow as tf
+    from ddspcli.engine._tensorflow import tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -236,7 +236,7 @@ class _ShardWriter:
     """Writes examples into ``split-XXXXX-of-NNNNN.tfrecord``, each via a temporary name."""
 
     def __init__(self, outdir: str, split: str, total: int, per_shard: int) -> None:
-        import tensorflow as tf
+        from ddspcli.engine._tensorflow import tf
 
         self._tf = tf
         self.names = data.shard_names(split, max(1, math.ceil(total / per_shard))) if total else []

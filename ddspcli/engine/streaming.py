@@ -24,9 +24,9 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow as tf
 
 from ddspcli.engine import dsp
+from ddspcli.engine._tensorflow import tf
 from ddspcli.engine.model import Autoencoder
 
 PARTS = ("audio", "harmonic", "noise", "dry")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import tensorflow as tf
-
 from ddspcli.engine import dsp
+from ddspcli.engine._tensorflow import tf
 
 ScaleFn = Callable[[tf.Tensor], tf.Tensor] | None
 

@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from ddspcli import __version__, storage
 from ddspcli.engine import data, losses, nn
 from ddspcli.engine import model as model_lib
+from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import DdspError, InputError, OutputError
 
 STATE_JSON = "state.json"

@@ -1,0 +1,16 @@
+"""TensorFlow for the engine modules, imported once with its start-up chatter filtered.
+
+Engine modules write ``from ddspcli.engine._tensorflow import tf`` rather than ``import
+tensorflow as tf``, so that the first of them to load imports TensorFlow through
+`ddspcli.ui.import_tensorflow_quietly` (TF >= 2.21 prints absl lines on import whatever
+TF_CPP_MIN_LOG_LEVEL says). Modules that need no TensorFlow (`audio`; `analysis` until it
+measures loudness) stay light, so `ddsp` can refuse a bad input in a fraction of a second.
+"""
+
+from ddspcli import ui
+
+ui.import_tensorflow_quietly()
+
+import tensorflow as tf  # noqa: E402  (after the quiet import, which does the work)
+
+__all__ = ["tf"]
