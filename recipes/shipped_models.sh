@@ -61,7 +61,14 @@ train() {  # train NAME [options]: to half the steps, copy that run to NAME-half
       --json-log ${FIT_OPTS[$name]} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
   }
   _fit $((steps / 2)) "$@"
-  [ -d "$run-half" ] || cp -r "$run" "$run-half"  # the half-trained model of the quality table
+  # The half-trained model of the quality table; a leftover from another run is refused.
+  if [ ! -d "$run-half" ]; then
+    cp -r "$run" "$run-half"
+  elif ! grep -q "\"step\": $((steps / 2))," "$run-half/state.json" ||
+       ! cmp -s "$run/config.gin" "$run-half/config.gin"; then
+    echo "$run-half is not this run at $((steps / 2)) steps: move it away and rerun" >&2
+    return 1
+  fi
   _fit "$steps" "$@"
   echo "trained $run ($steps steps) $(date)" >> "$run.err"
 }
