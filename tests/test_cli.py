@@ -42,10 +42,24 @@ def test_help_lists_only_working_commands():
     assert "info" in text
 
 
-def test_shell_completion_script():
-    run = ddsp("--show-completion", "bash")
-    assert run.returncode == 0
-    assert "complete" in run.stdout.decode()
+def test_shell_completion_script_and_completions():
+    """The script bash sources, then what it asks for: completions of a partial command line.
+    (Through click's _DDSP_COMPLETE protocol: `--show-completion` guesses the shell from the
+    parent processes, which a test runner need not have.)"""
+    script = str(Path(sys.executable).parent / "ddsp")
+
+    def complete(instruction: str, words: str = "", cword: int = 0) -> subprocess.CompletedProcess:
+        env = {**os.environ, "_DDSP_COMPLETE": instruction, "COMP_WORDS": words,
+               "COMP_CWORD": str(cword)}  # fmt: skip
+        return subprocess.run([script], capture_output=True, env=env, timeout=120, check=False)
+
+    source = complete("source_bash")
+    assert source.returncode == 0 and "complete -o default -F _ddsp_completion ddsp" in (
+        source.stdout.decode()
+    )
+    assert complete("complete_bash", "ddsp tra", 1).stdout.split() == [b"transfer"]
+    models = set(complete("complete_bash", "ddsp models ", 2).stdout.split())
+    assert {b"list", b"pull", b"verify"} <= models
 
 
 def test_info_table_on_stdout_and_json(data_dir):
