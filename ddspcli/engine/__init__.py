@@ -1,6 +1,6 @@
 """The one engine every `ddsp` subcommand shares (see DESIGN.md for the layering).
 
 Most modules here import TensorFlow, through `ddspcli.engine._tensorflow` (which filters its
-native import chatter); the CLI imports them lazily so that ``ddsp --help`` stays fast, and
-reads and checks its inputs with the light modules (`audio`) before it loads the others.
+native import chatter); the CLI imports them lazily so that ``ddsp --help`` stays fast.
+`audio` needs no TensorFlow, so ``ddsp info`` decodes (and refuses) its inputs before it loads.
 """

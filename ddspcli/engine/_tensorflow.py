@@ -4,7 +4,7 @@ Engine modules write ``from ddspcli.engine._tensorflow import tf`` rather than `
 tensorflow as tf``, so that the first of them to load imports TensorFlow through
 `ddspcli.ui.import_tensorflow_quietly` (TF >= 2.21 prints absl lines on import whatever
 TF_CPP_MIN_LOG_LEVEL says). Modules that need no TensorFlow (`audio`; `analysis` until it
-measures loudness) stay light, so `ddsp` can refuse a bad input in a fraction of a second.
+measures loudness) stay light, so `ddsp info` refuses a bad file in a fraction of a second.
 """
 
 from ddspcli import ui
