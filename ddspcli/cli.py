@@ -93,6 +93,13 @@ def _info_table(reports: list[dict[str, object]]) -> object:
     return table
 
 
+def _protect_model(folder: str | Path) -> None:
+    """No output of this run may be written onto a file of the model in use."""
+    from ddspcli import storage
+
+    storage.protect_inputs(p for p in Path(folder).rglob("*") if p.is_file())
+
+
 def _pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
     """Resolve ``crepe-<model>`` through the manifest (downloading if needed) to a file."""
     from ddspcli import pretrained
@@ -126,20 +133,20 @@ def features_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:
     """f0 (CREPE), confidence and A-weighted loudness at 250 frames/s, as CSV, JSON or NPZ."""
+    from ddspcli import storage
     from ddspcli.engine import audio, features, features_io
     from ddspcli.errors import InputError, OutputError
 
     files = audio.find_audio(inputs)
-    settings = features.FeatureSettings(pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms)
+    storage.protect_inputs(files)
+    settings = features.FeatureSettings(
+        pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms, viterbi=viterbi
+    )
     try:
         settings.validate()
+        fmt = features_io.output_format(output, fmt)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    if fmt is None:
-        suffix = Path(output).suffix.lstrip(".").lower() if output and output != "-" else ""
-        fmt = suffix if suffix in features_io.FORMATS else "csv"
-    elif fmt not in features_io.FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(features_io.FORMATS)}")
     if len(files) > 1 and (output is None or output == "-"):
         raise OutputError("several inputs need -o FOLDER for their feature files")
     if plot is not None and len(files) > 1:
@@ -241,6 +248,7 @@ def prepare_command(
     import os
     import shlex
 
+    from ddspcli import storage
     from ddspcli.engine import audio, features, prepare
     from ddspcli.errors import EXIT_INPUT
 
@@ -259,6 +267,7 @@ def prepare_command(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     files = [f for f in audio.find_audio(inputs) if f != "-"]
+    storage.check_output_folder(output, [*files, *inputs])
     prepare.check_outdir(output, force)
     with ui.DownloadProgress() as download:
         weights = _pitch_weights(pitch_model, download)
@@ -361,8 +370,13 @@ def fit_command(
     """
     from dataclasses import asdict
 
+    from ddspcli import storage
     from ddspcli.engine import train
     from ddspcli.errors import EXIT_INTERRUPTED
+
+    storage.check_output_folder(output, [dataset])
+    if export is not None:
+        storage.check_output_folder(export, [dataset, output])
 
     settings = train.TrainSettings(
         steps=steps or train.TrainSettings.steps, batch_size=batch_size,
@@ -410,7 +424,8 @@ SampleRateOpt = Annotated[
     int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
 ]
 PeakDbOpt = Annotated[
-    float, typer.Option(help="Peak ceiling in dBFS: louder output is turned down.")
+    float,
+    typer.Option(help="Peak ceiling in dBFS (at most 0): louder output is turned down.", max=0.0),
 ]
 NormalizeOpt = Annotated[
     bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
@@ -488,7 +503,7 @@ def transfer_command(
     Example: [bold]ddsp transfer speech.wav --model violin --octave 1[/bold]. Works in pipes:
     [bold]sox in.mp3 -t wav - | ddsp transfer - -o - | sox - out.flac[/bold].
     """
-    from ddspcli import pretrained
+    from ddspcli import pretrained, storage
     from ddspcli.engine import audio, features, transfer
     from ddspcli.engine import model as model_lib
     from ddspcli.errors import InputError, OutputError
@@ -498,6 +513,7 @@ def transfer_command(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     files = audio.find_audio(inputs) if inputs else []
+    storage.protect_inputs([*files, *([features_in] if features_in else [])])
     if not files and features_in is None:
         raise InputError("give an audio file, a folder, - for stdin, or --features NPZ")
     single = len(files) <= 1
@@ -509,6 +525,7 @@ def transfer_command(
         raise OutputError("--json and -o - both use stdout; write the audio to a file")
     with ui.DownloadProgress() as progress:
         model_dir, name = pretrained.resolve_instrument(model, progress)
+        _protect_model(model_dir)
         loaded = model_lib.load_model_dir(model_dir)
         try:
             fsettings = transfer.feature_settings(loaded.info, pitch_model, pitch_hop_ms)
@@ -619,6 +636,10 @@ def eval_command(
     with ui.DownloadProgress() as progress:
         weights = str(_pitch_weights(settings.pitch_model, progress))
         folders = [pretrained.resolve_instrument(m, progress) for m in models]
+    for folder, _ in folders:
+        _protect_model(folder)
+    if plot is not None:
+        audio.check_output(plot, force=force)
     results = []
     total = evaluate.count_examples(data_dir, split, None, max_examples) * len(models)
     with ui.CountProgress("eval", total) as bar:
@@ -691,7 +712,7 @@ def generate_command(
     Example: [bold]ddsp generate --model violin --midi tune.mid --vibrato 20 -o tune.wav[/bold].
     MIDI velocity maps onto the loudness the model was trained on.
     """
-    from ddspcli import pretrained
+    from ddspcli import pretrained, storage
     from ddspcli.engine import audio, generate, transfer
     from ddspcli.engine import model as model_lib
     from ddspcli.errors import InputError, OutputError
@@ -701,10 +722,12 @@ def generate_command(
     if z_mode not in ("sample", "mean"):
         raise typer.BadParameter(f"--z-mode is sample or mean, not {z_mode!r}")
     source = midi or profile
+    storage.protect_inputs([source])
     if json_out and output == "-":
         raise OutputError("--json and -o - both use stdout; write the audio to a file")
     with ui.DownloadProgress() as progress:
         model_dir, name = pretrained.resolve_instrument(model, progress)
+    _protect_model(model_dir)
     target = output or transfer.default_output(source, name, None)
     for path in (target, plot, save_features):
         if path is not None:
@@ -926,13 +949,14 @@ def models_export(
     With --manifest-source, the manifest table for the copy (sha256 and size of each file) is
     printed on stdout.
     """
-    from ddspcli import pretrained
+    from ddspcli import pretrained, storage
     from ddspcli.engine import train
 
     if manifest_source is not None and not manifest_source.startswith(pretrained.SCHEMES):
         raise typer.BadParameter(
             f"--manifest-source must start with one of {', '.join(pretrained.SCHEMES)}"
         )
+    storage.check_output_folder(output, [run])
     fields = {"name": name, "description": description, "license": license_,
               "attribution": attribution}  # fmt: skip
     extra = {k: v for k, v in fields.items() if v is not None}
@@ -943,19 +967,144 @@ def models_export(
         sys.stdout.write(pretrained.manifest_entry(output, entry_name, version, manifest_source))
 
 
-def main() -> None:
-    """Console-script entry point: run the app and map errors to exit codes.
+def build_command():
+    """The click command tree of `app`, with every float option checked to be finite.
 
-    Typer itself handles usage errors (exit 2), Ctrl-C (exit 130) and ``--help``; the
-    engine's `DdspError`s become one line on stderr and their own exit code.
+    Checking the parsed values of every command in one place means no float option, present
+    or future, can let NaN or infinity through (``--semitones nan`` would render silence).
     """
+    import functools
+    import math
+
+    from ddspcli.errors import OutputClosed
+
+    click = _click()
+    command = typer.main.get_command(app)
+
+    def checked(sub):
+        original = sub.callback
+
+        @functools.wraps(original)
+        def callback(**kwargs):
+            ctx = click.get_current_context()
+            for param in ctx.command.params:
+                value = kwargs.get(param.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise typer.BadParameter(f"{value} is not a finite number", ctx, param)
+            try:
+                return original(**kwargs)
+            except BrokenPipeError:  # not an OSError for Typer, which would exit 1
+                raise OutputClosed("stdout was closed by its reader; output cut short") from None
+
+        sub.callback = callback
+
+    stack = [command]
+    while stack:
+        group = stack.pop()
+        for sub in getattr(group, "commands", {}).values():
+            stack.append(sub)
+            if sub.callback is not None:
+                checked(sub)
+    return command
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``ddsp`` with `argv` (default: the process's) and return its exit code.
+
+    The one place where outcomes become exit codes: usage errors one line and 2, `DdspError`s
+    one line and their code, a reader that closed stdout 141 (quietly, as a process killed
+    by SIGPIPE), Ctrl-C 130, anything else a bug (1; the traceback with ``-v``). Warnings
+    the engine raises as `DdspWarning` are printed as ``warning:`` lines.
+    """
+    import warnings
+
+    from ddspcli import storage
+    from ddspcli.errors import EXIT_INTERRUPTED, EXIT_USAGE, DdspWarning, OutputClosed
+
+    storage.forget_inputs()
+    ui.state.verbosity = ui.NORMAL
+    show = warnings.showwarning
+
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, DdspWarning):
+            ui.warn(str(message))
+        else:
+            show(message, category, *args, **kwargs)
+
+    click = _click()
     try:
-        app()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DdspWarning)
+            warnings.showwarning = show_warning
+            code = build_command().main(args=argv, prog_name="ddsp", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.NoArgsIsHelpError as err:
+        print(err.ctx.get_help(), file=sys.stderr)
+        return EXIT_USAGE
+    except click.UsageError as err:
+        ui.error(_usage_line(err))
+        return EXIT_USAGE
+    except click.ClickException as err:
+        ui.error(err.format_message())
+        return err.exit_code
+    except (click.Abort, typer.Abort):
+        return EXIT_INTERRUPTED
+    except (OutputClosed, BrokenPipeError):
+        return _stdout_closed()
     except DdspError as err:
         ui.error(str(err))
-        sys.exit(err.exit_code)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except Exception as err:  # a bug: say so in one line, traceback with --verbose
         if ui.state.verbosity >= ui.VERBOSE:
             raise
         ui.error(f"internal error: {type(err).__name__}: {err} (rerun with -v for a traceback)")
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+
+
+def _click():
+    """The click that Typer runs on: vendored as ``typer._click`` since Typer 0.22, the click
+    package before. Returns a namespace with the exceptions and `get_current_context`."""
+    from types import SimpleNamespace
+
+    try:
+        from typer._click import exceptions, globals
+    except ImportError:  # an older Typer on the click package
+        import click
+
+        exceptions = globals = click
+    names = ("UsageError", "ClickException", "NoArgsIsHelpError")
+    return SimpleNamespace(get_current_context=globals.get_current_context,
+                           Abort=getattr(exceptions, "Abort", typer.Abort),
+                           **{n: getattr(exceptions, n) for n in names})  # fmt: skip
+
+
+def _usage_line(err) -> str:
+    """A usage error as one line, with the command's --help hint."""
+    message = " ".join(err.format_message().split())
+    where = err.ctx.command_path if err.ctx is not None else "ddsp"
+    return f"{message} (see `{where} --help`)"
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, like a SIGPIPE'd process.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush cannot fail again.
+    """
+    import os
+
+    from ddspcli.errors import EXIT_PIPE
+
+    ui.debug("stdout was closed by its reader; output cut short")
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (an in-process test): nothing to protect
+        pass
+    return EXIT_PIPE
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

@@ -9,6 +9,7 @@ Exit codes (also in the README):
 * 4 output problem (exists without ``--force``, cannot be written)
 * 5 model or download problem (missing, offline, hash mismatch)
 * 130 interrupted (Ctrl-C)
+* 141 stdout closed by its reader (``| head``): output cut short, no message (128 + SIGPIPE)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_MODEL = 5
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
 
 
 class DdspError(Exception):
@@ -43,3 +45,14 @@ class ModelError(DdspError):
     """A model or weight file is missing, cannot be downloaded or fails verification."""
 
     exit_code = EXIT_MODEL
+
+
+class DdspWarning(UserWarning):
+    """Something a user should know that does not stop the command (the CLI prints it as one
+    ``warning:`` line on stderr; library users get a normal Python warning)."""
+
+
+class OutputClosed(DdspError):
+    """The reader of stdout went away (``| head``): the output was cut short. Quiet."""
+
+    exit_code = EXIT_PIPE

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from ddspcli import storage
 from ddspcli.errors import ModelError
-from ddspcli.fsutil import sha256_of
 
 SHIPPED_MANIFEST = Path(__file__).parent / "pretrained_manifest.toml"
 KINDS = ("instrument", "pitch")
@@ -458,10 +458,13 @@ def _fetch_file(spec: ModelSpec, file: FileSpec, folder: Path, progress: Progres
                     progress.finish()
 
             try:
-                pooch.retrieve(
+                fetched = pooch.retrieve(
                     source, known_hash=f"sha256:{file.sha256}", fname=file.name,
                     path=folder, downloader=downloader, progressbar=False,
                 )  # fmt: skip
+                # pooch's temporary file is created 0600: a shared DDSP_HOME must stay readable
+                # to its other users, so the file gets the permissions the umask allows.
+                os.chmod(fetched, 0o666 & ~storage.umask())
                 return
             except SourceError as err:
                 failures.append(f"{source}: {err}")
@@ -508,7 +511,7 @@ def pull(spec: ModelSpec, progress: Progress | None = None, retries: int = 2) ->
     with _lock(spec, progress):
         for file in spec.files:
             path = folder / file.name
-            if path.is_file() and sha256_of(path) == file.sha256:
+            if path.is_file() and storage.sha256_of(path) == file.sha256:
                 continue
             if offline() and not any(s.startswith(("file://", "bundled:")) for s in file.sources):
                 raise ModelError(
@@ -537,7 +540,7 @@ def verify(spec: ModelSpec) -> list[str]:
         if not path.is_file():
             problems.append(f"{file.name}: missing")
             continue
-        actual = sha256_of(path)
+        actual = storage.sha256_of(path)
         if actual != file.sha256:
             problems.append(f"{file.name}: sha256 mismatch (expected {file.sha256}, got {actual})")
     return problems
@@ -615,7 +618,7 @@ def manifest_entry(folder: Path, name: str, version: str, source: str) -> str:
             "",
             f"[[models.{name}.files]]",
             f"name = {json.dumps(path.name)}",
-            f'sha256 = "{sha256_of(path)}"',
+            f'sha256 = "{storage.sha256_of(path)}"',
             f"size = {path.stat().st_size}",
             f"sources = [{json.dumps(where)}]",
         ]

@@ -10,16 +10,23 @@ complete one, because an object only appears when its upload finishes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob as _glob
+import hashlib
+import io
 import os
 import posixpath
+import stat
+import sys
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ddspcli import ui
 from ddspcli.errors import OutputError
+
+STDOUT = "-"
 
 
 def is_remote(path: str | os.PathLike[str]) -> bool:
@@ -29,7 +36,9 @@ def is_remote(path: str | os.PathLike[str]) -> bool:
 
 
 def _gfile():
-    ui.import_tensorflow_quietly()
+    from ddspcli import tfimport
+
+    tfimport.import_quietly()  # on first use only: local paths never load TensorFlow
     import tensorflow as tf
 
     return tf.io.gfile
@@ -133,18 +142,57 @@ def rename(src: str, dest: str) -> None:
 def atomic_write(dest: str | os.PathLike[str], *, force: bool = True) -> Iterator[IO[bytes]]:
     """Yield a binary file to write; it becomes `dest` only when the block succeeds.
 
-    Local paths use `fsutil.atomic_path` (same-folder temporary file, fsync, `os.replace`).
-    Remote paths write a uniquely named temporary object beside `dest` and rename it.
-    """
-    from ddspcli.fsutil import atomic_path
+    - ``-``: the bytes go to stdout when the block ends (a closed pipe raises
+      `BrokenPipeError`, which the CLI turns into a quiet exit).
+    - a local path: checked by `check_output`, written to a temporary file in the folder of
+      the real path (a symbolic link's target is written, the link kept), fsynced, given the
+      umask's permissions and renamed into place; on any failure the temporary file is removed
+      and `dest` is untouched. A character device or FIFO (``/dev/null``, a named pipe) is
+      written into, never replaced.
+    - a remote path: a uniquely named temporary object beside `dest`, then renamed.
 
-    if not is_remote(dest):
-        with atomic_path(dest, force=force) as tmp, open(tmp, "wb") as f:
+    Raises:
+        OutputError: `check_output`'s refusals, and OS errors (disk full, read-only,
+            permission denied, ...) as one line naming `dest` (see `output_error`).
+    """
+    if os.fspath(dest) == STDOUT:
+        buffer = io.BytesIO()
+        yield buffer
+        write_stdout(buffer.getvalue())
+        return
+    if is_remote(dest):
+        with _remote_atomic_write(os.fspath(dest), force=force) as f:
             yield f
         return
-    dest = os.fspath(dest)
+    check_output(dest, force=force)
+    if _is_stream(Path(dest)):  # opened as named: /dev/stdout's real path is no file name
+        buffer = io.BytesIO()
+        yield buffer
+        with _mapped_os_errors(dest), open(dest, "wb") as stream:
+            stream.write(buffer.getvalue())
+        return
+    real = Path(os.path.realpath(dest))
+    with _mapped_os_errors(dest):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    tmp = Path(tmp_name)
+    try:
+        with _mapped_os_errors(dest):
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~umask())
+            check_output(dest, force=force)  # an output that appeared while we were writing
+            os.replace(tmp, real)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _remote_atomic_write(dest: str, *, force: bool) -> Iterator[IO[bytes]]:
     if not force and exists(dest):
-        raise OutputError(f"{dest} already exists; pass --force to overwrite it")
+        raise OutputError(exists_message(dest))
     tmp = temporary_name(dest)
     try:
         with _gfile().GFile(tmp, "wb") as f:
@@ -152,6 +200,18 @@ def atomic_write(dest: str | os.PathLike[str], *, force: bool = True) -> Iterato
         rename(tmp, dest)
     finally:
         remove(tmp)
+
+
+def write_bytes(dest: str | os.PathLike[str], data: bytes, *, force: bool) -> None:
+    """Write `data` to `dest` (a path, a URL, a device or ``-``) as `atomic_write` does."""
+    with atomic_write(dest, force=force) as f:
+        f.write(data)
+
+
+def write_stdout(data: bytes) -> None:
+    """Write `data` to stdout and flush (`BrokenPipeError` when the reader has gone)."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def temporary_name(dest: str) -> str:
@@ -162,5 +222,189 @@ def temporary_name(dest: str) -> str:
 
 def write_text(dest: str | os.PathLike[str], text: str, *, force: bool = True) -> None:
     """Write a text file (UTF-8) atomically."""
-    with atomic_write(dest, force=force) as f:
-        f.write(text.encode("utf-8"))
+    write_bytes(dest, text.encode("utf-8"), force=force)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes (local or remote), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open_read(path) as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Output safety: every file a command writes goes through `check_output` / `atomic_write`.
+
+# (st_dev, st_ino) -> path of every input of the current run: never an output.
+_inputs: dict[tuple[int, int], str] = {}
+
+
+def protect_inputs(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Record the run's local input files: `check_output` refuses to write onto any of them,
+    however the output is spelled (another relative path, a symbolic or a hard link)."""
+    for path in paths:
+        if os.fspath(path) == STDOUT or is_remote(path):
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode):
+                _inputs[(st.st_dev, st.st_ino)] = os.fspath(path)
+
+
+def forget_inputs() -> None:
+    """Start a new run: no input is protected."""
+    _inputs.clear()
+
+
+def _input_at(st: os.stat_result) -> str | None:
+    """The protected input that `st` is, if any (checked again: inode numbers are reused)."""
+    name = _inputs.get((st.st_dev, st.st_ino))
+    if name is None:
+        return None
+    try:
+        now = os.stat(name)
+    except OSError:
+        return None
+    return name if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino) else None
+
+
+def exists_message(dest: str | os.PathLike[str]) -> str:
+    """The one wording of "this output exists" used by every command."""
+    return f"{os.fspath(dest)} already exists; pass --force to overwrite it"
+
+
+def _is_stream(path: Path) -> bool:
+    """A character device or FIFO: written into, never renamed over."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def check_output(dest: str | os.PathLike[str], *, force: bool) -> None:
+    """Fail before any work when `dest` must not or cannot be written; ``-`` always passes.
+
+    Refused, `force` or not: one of the run's inputs (`protect_inputs`), a folder, a socket or
+    block device, a path under a missing folder or under a file. Refused without `force`: an
+    existing regular file. Character devices and FIFOs pass (they are written into).
+
+    Raises:
+        OutputError: with one line saying what is wrong and what to do.
+    """
+    if os.fspath(dest) == STDOUT:
+        return
+    if is_remote(dest):
+        if not force and exists(dest):
+            raise OutputError(exists_message(dest))
+        return
+    path = Path(dest)
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        st = None  # reported by the folder check below
+    except OSError as err:
+        raise output_error(dest, err) from None
+    if st is not None:
+        name = _input_at(st)
+        if name is not None:
+            same = "" if os.path.abspath(name) == os.path.abspath(path) else f" (it is {name})"
+            raise OutputError(
+                f"{dest} is an input of this command{same}; inputs are never overwritten, "
+                "even with --force: write the output to another file"
+            )
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{dest} is a folder; give a file name for the output")
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{dest} is not a regular file (a socket or block device); "
+                              "write the output to a file")  # fmt: skip
+        if not force:
+            raise OutputError(exists_message(dest))
+    check_folder(Path(os.path.realpath(path)).parent, dest)
+
+
+def check_folder(folder: Path, dest: str | os.PathLike[str]) -> None:
+    """`folder` exists and this process may create files in it; else `OutputError`."""
+    if not folder.is_dir():
+        for part in (folder, *folder.parents):
+            if part.exists() and not part.is_dir():
+                raise OutputError(f"cannot write {os.fspath(dest)}: {part} is a file, not a "
+                                  "folder")  # fmt: skip
+        raise OutputError(f"folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise output_error(dest, OSError(errno.EROFS if _read_only(folder) else errno.EACCES, ""))
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+_OS_ERROR_LINES = {
+    errno.ENOSPC: "the disk is full (no space left on the device); free some space or write "
+    "elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write elsewhere",
+    errno.EROFS: "the filesystem is read-only; write the output elsewhere",
+    errno.EACCES: "permission denied; write the output where you may create files",
+    errno.EPERM: "operation not permitted; write the output where you may create files",
+    errno.ENOENT: "its folder does not exist (or cannot hold files); create it first or "
+    "write elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.EFBIG: "the file is too large for this filesystem",
+    errno.EIO: "an input/output error occurred on the device",
+}
+
+
+def output_error(dest: str | os.PathLike[str], err: OSError) -> OutputError:
+    """An `OutputError` with one line saying why `dest` could not be written."""
+    reason = _OS_ERROR_LINES.get(err.errno or 0) or (err.strerror or str(err) or "unknown error")
+    return OutputError(f"cannot write {os.fspath(dest)}: {reason}")
+
+
+@contextlib.contextmanager
+def _mapped_os_errors(dest: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn OS errors raised while writing `dest` into `output_error` lines."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise output_error(dest, err) from None
+
+
+def check_output_folder(
+    dest: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
+) -> None:
+    """Refuse an output folder that is, or holds, one of `inputs` (files or folders).
+
+    Writing a model or dataset folder with --force replaces the folder: if it were the run
+    being exported (or held the input audio) the input would be lost.
+    """
+    if is_remote(dest):
+        return
+    target = os.path.realpath(dest)
+    for item in inputs:
+        if is_remote(item) or os.fspath(item) == STDOUT:
+            continue
+        real = os.path.realpath(item)
+        if real == target or real.startswith(target.rstrip(os.sep) + os.sep):
+            raise OutputError(
+                f"{os.fspath(dest)} is or holds the input {os.fspath(item)}; inputs are never "
+                "overwritten, even with --force: choose another output folder"
+            )

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
 
 from rich.console import Console
+
+from ddspcli import tfimport
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
@@ -23,7 +20,17 @@ class _State:
 
 state = _State()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+
+
+class _StdoutConsole(Console):
+    """stdout's console: a reader that went away (``| head``) is reported like any other write
+    to a closed pipe (rich's own handling exits 1), so the CLI stops with its documented code."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(32, "stdout was closed by its reader")
+
+
+out_console = _StdoutConsole(highlight=False, soft_wrap=True)
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:
@@ -34,59 +41,7 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
         # TFRecords ("oneDNN supports DT_STRING only on platforms with AVX-512"); real
         # failures still reach the user as Python exceptions. --verbose shows everything.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-# What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says
-# (TF >= 2.21): absl's pre-initialisation banner, its I/W-level lines ("I0000 00:00:...
-# port.cc:153] oneDNN custom operations are on ...") and the CPU-feature continuation line.
-_TF_IMPORT_NOISE = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog\(\)"
-    rb"|[IW]\d{4} \d\d:\d\d:"
-    rb"|To enable the following instructions:)"
-)
-
-
-def drop_tf_import_noise(printed: bytes) -> bytes:
-    """The lines of `printed` (raw stderr bytes) that are not `_TF_IMPORT_NOISE`."""
-    return b"".join(ln for ln in printed.splitlines(keepends=True)
-                    if not _TF_IMPORT_NOISE.match(ln))  # fmt: skip
-
-
-@contextmanager
-def _stderr_fd_captured() -> Iterator[IO[bytes]]:
-    """Point file descriptor 2 (native code's stderr) at a temporary file for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield capture
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow once, dropping its native info/warning lines unless ``--verbose``.
-
-    Anything else printed during the import (errors, Python warnings) is passed on to
-    stderr unchanged, so a broken install still explains itself.
-    """
-    if "tensorflow" in sys.modules or state.verbosity >= VERBOSE:
-        return
-    with _stderr_fd_captured() as capture:
-        try:
-            import tensorflow as tf
-
-            # Python-side TF warnings (e.g. tf.function retracing advice) are for developers.
-            tf.get_logger().setLevel("ERROR")
-        finally:
-            capture.seek(0)
-            kept = drop_tf_import_noise(capture.read())
-    if kept:
-        sys.stderr.write(kept.decode(errors="replace"))
-        sys.stderr.flush()
+    tfimport.show_native_logs = state.verbosity >= VERBOSE
 
 
 def show_bars() -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from ddspcli import storage
-from ddspcli.fsutil import atomic_path
+from ddspcli.engine.audio import write_wav
 
 
 def plan_takes(names: list[str], per_take: int, seed: int) -> list[list[str]]:
@@ -67,8 +67,7 @@ def main() -> None:
         gaps = list(rng.uniform(0.25, 1.0, len(take)))
         joined, starts = join(mono, gaps, rates[0])
         name = f"take-{k:02d}.wav"
-        with atomic_path(args.out / name, force=True) as tmp:
-            sf.write(tmp, joined, rates[0], subtype="PCM_16", format="WAV")
+        write_wav(args.out / name, joined, rates[0], force=True, subtype="PCM_16")
         rows += [(name, s, f"{s / rates[0]:.4f}", n) for s, n in zip(starts, take, strict=True)]
     table = io.StringIO(newline="")
     csv.writer(table).writerows([("take", "start_sample", "start_s", "note"), *rows])

@@ -21,7 +21,12 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
   [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax)
   for name in "${names[@]}"; do
     case $name in
-      violin) $DDSP prepare "$DATA/bach_violin_ccby/audio" -o "$WORK/data/violin" ;;
+      violin)
+        # Without the chord-heavy mov. 7 (double stops teach a monophonic model little; see
+        # BENCHMARKS.md, "Variant comparison"). Eval file: John Garner BWV 1002 mov. 6.
+        local va=$DATA/bach_violin_ccby/audio
+        $DDSP prepare "$va/john-garner_bwv1002_mov6.wav" "$va/john-garner_bwv1002_mov8.wav" \
+          "$va/minji-kim_bwv1003_mov4.wav" -o "$WORK/data/violin" ;;
       *-sf)
         local inst=${name%-sf}
         $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
@@ -44,9 +49,9 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 # much that a speech transfer's re-tracked pitch drifted (tenor_sax: median 54 cents off with
 # the reverb, 5 cents without; see BENCHMARKS.md), and harmonic+noise alone scored better than
 # harmonic+noise+reverb in the variant comparison.
-declare -A STEPS=([violin]=10000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
+declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
 NO_REVERB="--gin-param Autoencoder.reverb_length=0"
-declare -A FIT_OPTS=([violin]="" [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
+declare -A FIT_OPTS=([violin]=$NO_REVERB [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
                      [trumpet-sf]=$NO_REVERB [cello-sf]=$NO_REVERB)
 
 train() {  # train NAME [options]: to half the steps, copy that run to NAME-half, then to the end

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_audio_io import bad_inputs
 
-from ddspcli import __version__, ui
+from ddspcli import __version__, tfimport
 from ddspcli.errors import EXIT_INPUT, EXIT_USAGE
 
 
@@ -106,7 +106,7 @@ def test_usage_error_exit_code():
 
 def test_tensorflow_import_noise_is_dropped_and_other_stderr_kept(data_dir, capfd):
     """TF >= 2.21 prints absl lines on import regardless of TF_CPP_MIN_LOG_LEVEL."""
-    with ui._stderr_fd_captured() as cap:  # what native code writes to fd 2 goes to `cap`
+    with tfimport.stderr_fd_captured() as cap:  # what native code writes to fd 2 goes to `cap`
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called"
                     b" are written to STDERR\n")  # fmt: skip
         os.write(2, b"I0000 00:00:1795447412.511604    5540 port.cc:153] oneDNN custom\n")
@@ -114,7 +114,7 @@ def test_tensorflow_import_noise_is_dropped_and_other_stderr_kept(data_dir, capf
         cap.seek(0)
         printed = cap.read()
     assert capfd.readouterr().err == ""  # nothing leaked past the capture
-    assert ui.drop_tf_import_noise(printed) == b"E0000 00:00:1795447412.5 cuda.cc:1] real error\n"
+    assert tfimport.drop_tf_import_noise(printed) == b"E0000 00:00:1795447412.5 cuda.cc:1] real error\n"
     # And the real import, through a command that loads TensorFlow: nothing but the data.
     quiet = ddsp("-q", "info", str(data_dir / "speech_arctic_a0001.wav"))
     assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr

@@ -2,14 +2,13 @@
 
 Engine modules write ``from ddspcli.engine._tensorflow import tf`` rather than ``import
 tensorflow as tf``, so that the first of them to load imports TensorFlow through
-`ddspcli.ui.import_tensorflow_quietly` (TF >= 2.21 prints absl lines on import whatever
-TF_CPP_MIN_LOG_LEVEL says). Modules that need no TensorFlow (`audio`; `analysis` until it
-measures loudness) stay light, so `ddsp info` refuses a bad file in a fraction of a second.
+`ddspcli.tfimport.import_quietly`. Modules that need no TensorFlow (`audio`; `analysis` until
+it measures loudness) stay light, so `ddsp info` refuses a bad file in a fraction of a second.
 """
 
-from ddspcli import ui
+from ddspcli import tfimport
 
-ui.import_tensorflow_quietly()
+tfimport.import_quietly()
 
 import tensorflow as tf  # noqa: E402  (after the quiet import, which does the work)
 

@@ -6,10 +6,13 @@ stdin (for reading) or stdout (for writing), so commands compose in shell pipeli
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -18,8 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from ddspcli import storage
-from ddspcli.errors import InputError, OutputError
-from ddspcli.fsutil import atomic_path, check_writable
+from ddspcli.errors import DdspWarning, InputError, OutputError
 
 STDIO = "-"
 DEFAULT_SAMPLE_RATE = 16000
@@ -69,9 +71,11 @@ def read_audio(
             codec or sample format, zero samples, or NaN/inf samples.
     """
     name, handle = _open_source(source)
+    head = _head(handle, 1 << 16)  # the WAV header, to compare its length with the data's
     try:
         with sf.SoundFile(handle) as f:
             info = AudioInfo(name, f.format, f.subtype, f.samplerate, f.channels, f.frames)
+            warn_if_truncated(info, head)
             rate = info.sample_rate if sample_rate is None else sample_rate
             audio = _decode_mono(f, rate, name) if mono else _decode_all(f, rate, name)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
@@ -82,6 +86,50 @@ def read_audio(
     if audio.shape[0] == 0:
         raise InputError(f"{name} contains no audio samples; give a file with sound in it")
     return np.ascontiguousarray(audio, dtype=np.float32), info
+
+
+def declared_wav_frames(head: bytes) -> int | None:
+    """Frames a RIFF/WAVE header promises (its ``data`` chunk size / block align).
+
+    Args:
+        head: the file's first bytes (the chunks before ``data`` must be inside).
+    Returns:
+        The frame count, or None when `head` is not a WAV header with a ``data`` chunk, or the
+        size is the "unknown length" that streaming writers put there (0 or 0xFFFFFFFF, as
+        sox, arecord and ffmpeg write to a pipe).
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align, at = 0, 12
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], struct.unpack("<I", head[at + 4 : at + 8])[0]
+        if chunk == b"fmt " and at + 22 <= len(head):
+            block_align = struct.unpack("<H", head[at + 20 : at + 22])[0]
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF) or block_align == 0:
+                return None
+            return size // block_align
+        at += 8 + size + (size & 1)
+    return None
+
+
+def warn_if_truncated(info: AudioInfo, head: bytes) -> None:
+    """Warn (`DdspWarning`) when a WAV file holds fewer frames than its header promises.
+
+    The decoder reads the frames that are there; the warning names both lengths so a cut
+    copy or an interrupted recording does not pass unnoticed.
+    """
+    declared = declared_wav_frames(head)
+    if declared is None or declared <= info.frames:
+        return
+    rate = info.sample_rate
+    warnings.warn(
+        f"{info.source} is cut short: its header promises {declared / rate:.2f} s "
+        f"({declared} frames) but it holds {info.frames / rate:.2f} s ({info.frames} frames); "
+        "using what is there",
+        DdspWarning,
+        stacklevel=2,
+    )
 
 
 def _decode_all(f: sf.SoundFile, sample_rate: int, name: str) -> np.ndarray:
@@ -97,27 +145,70 @@ def _decode_mono(f: sf.SoundFile, sample_rate: int, name: str) -> np.ndarray:
     """Decode, mix and resample block by block, so memory holds only the mono output.
 
     A 60-minute 44.1 kHz stereo file is 1.3 GB as float32; its 16 kHz mono mix is 230 MB.
-    Resampling streams through soxr (the library librosa uses), quality HQ.
+    """
+    chunks = list(mono_blocks(f, sample_rate, name))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def mono_blocks(
+    f: sf.SoundFile, sample_rate: int, name: str, block_s: float = 10.0
+) -> Iterator[np.ndarray]:
+    """The mono mix of an open file, resampled to `sample_rate`, in blocks of about `block_s`.
+
+    Resampling streams through soxr (the library librosa uses), quality HQ; the blocks
+    together are ``round(frames * sample_rate / f.samplerate)`` samples, the length of a
+    one-shot resample. NaN/inf samples raise `InputError` naming the first one.
     """
     stream = None
     if sample_rate != f.samplerate:
         import soxr
 
         stream = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
-    chunks, offset = [], 0
-    for block in f.blocks(blocksize=f.samplerate * 10, dtype="float32", always_2d=True):
+    offset, emitted = 0, 0
+    blocksize = max(1, int(f.samplerate * block_s))
+    for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
         check_finite(block, name, offset)
         offset += block.shape[0]
         mono = block.mean(axis=1, dtype=np.float32)
-        chunks.append(stream.resample_chunk(mono) if stream else mono)
+        out = stream.resample_chunk(mono) if stream else mono
+        emitted += len(out)
+        yield out
     if stream is not None and offset:
-        chunks.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-    if not chunks:
-        return np.zeros(0, np.float32)
-    audio = np.concatenate(chunks)
-    if stream is not None:  # same length as a one-shot resample: round(n * ratio)
-        audio = audio[: round(offset * sample_rate / f.samplerate)]
-    return audio
+        wanted = round(offset * sample_rate / f.samplerate)
+        last = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        yield last[: max(0, wanted - emitted)]
+
+
+@contextlib.contextmanager
+def open_mono_stream(
+    source: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE
+) -> Iterator[tuple[AudioInfo, Iterator[np.ndarray]]]:
+    """``(info, blocks)`` of `source` (a path, URL or ``-``) for reading in bounded memory.
+
+    `blocks` yields the mono mix at `sample_rate` (see `mono_blocks`); errors are `InputError`s
+    as in `read_audio`.
+    """
+    name, handle = _open_source(source)
+    head = _head(handle, 1 << 16)
+    try:
+        with sf.SoundFile(handle) as f:
+            info = AudioInfo(name, f.format, f.subtype, f.samplerate, f.channels, f.frames)
+            warn_if_truncated(info, head)
+            yield info, _decoding_errors(mono_blocks(f, sample_rate, name), name, handle)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise InputError(_decode_failure_message(name, handle, err)) from None
+    finally:
+        if not isinstance(handle, str):
+            handle.close()
+
+
+def _decoding_errors(
+    blocks: Iterator[np.ndarray], name: str, handle: BinaryIO | str
+) -> Iterator[np.ndarray]:
+    try:
+        yield from blocks
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise InputError(_decode_failure_message(name, handle, err)) from None
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -183,24 +274,25 @@ def write_wav(
     if subtype.startswith("PCM"):
         clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
         audio = np.clip(audio, -1.0, 1.0)
-    if str(dest) == STDIO:
-        buffer = io.BytesIO()
-        sf.write(buffer, audio, sample_rate, format="WAV", subtype=subtype)
-        sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
-        return clipped
-    try:
-        with atomic_path(dest, force=force) as tmp:
-            sf.write(tmp, audio, sample_rate, format="WAV", subtype=subtype)
-    except OSError as err:
-        raise OutputError(f"cannot write {dest}: {err.strerror or err}") from None
+    if clipped:
+        warnings.warn(
+            f"{clipped} samples of {dest} were clipped at full scale (0 dBFS); lower --peak-db "
+            "or write a FLOAT WAV",
+            DdspWarning,
+            stacklevel=2,
+        )
+    # Encoded in memory, then written with OS calls: libsndfile reports a full disk only as
+    # "System error", while `storage` names the reason (and never renames over a device).
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format="WAV", subtype=subtype)
+    storage.write_bytes(dest, buffer.getvalue(), force=force)
     return clipped
 
 
 def check_output(dest: str | Path, *, force: bool) -> None:
-    """Fail early (before any work) when `dest` could not be written; ``-`` always passes."""
-    if str(dest) != STDIO:
-        check_writable(Path(dest), force=force)
+    """Fail early (before any work) when `dest` must not or cannot be written (see
+    `storage.check_output`); ``-`` always passes."""
+    storage.check_output(dest, force=force)
 
 
 def _open_source(source: str | Path) -> tuple[str, BinaryIO | str]:
@@ -234,12 +326,14 @@ def _open_remote(url: str) -> tuple[str, BinaryIO]:
 
 
 def _head(handle: BinaryIO | str, n: int = 64) -> bytes:
-    """First `n` bytes of a path or a seekable file."""
+    """First `n` bytes of a path or a seekable file (left at its start)."""
     if isinstance(handle, str):
         with open(handle, "rb") as f:
             return f.read(n)
     handle.seek(0)
-    return handle.read(n)
+    head = handle.read(n)
+    handle.seek(0)
+    return head
 
 
 def sniff_format(head: bytes) -> str | None:

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ddspcli.engine.audio import STDIO
+from ddspcli import storage
 from ddspcli.engine.features import FEATURE_KEYS
-from ddspcli.fsutil import atomic_path
 
 FORMATS = ("csv", "json", "npz")
+# Suffixes that promise audio (or a picture): feature text or arrays must not be written there.
+_NOT_FEATURES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".png")
+
+
+def output_format(output: str | None, fmt: str | None) -> str:
+    """The format of a features output: `fmt` if given, else from `output`'s suffix, else CSV.
+
+    Raises:
+        ValueError: an unknown `fmt`; an `output` whose suffix names audio or an image (its
+            reader would be misled), or names another feature format than `fmt`.
+    """
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if suffix in _NOT_FEATURES:
+        raise ValueError(
+            f"-o {output} names a {suffix[1:].upper()} file but features are written as "
+            f"{fmt or 'csv'}; give a .csv, .json or .npz name"
+        )
+    if fmt is not None and suffix[1:] in FORMATS and suffix[1:] != fmt:
+        raise ValueError(f"-o {output} ends in {suffix} but --format is {fmt}; make them agree")
+    return fmt or (suffix[1:] if suffix[1:] in FORMATS else "csv")
 
 
 def encode(features: dict[str, np.ndarray], fmt: str, meta: dict) -> bytes:
@@ -44,13 +64,8 @@ def encode(features: dict[str, np.ndarray], fmt: str, meta: dict) -> bytes:
 
 
 def write(data: bytes, dest: str | Path, *, force: bool) -> None:
-    """Write bytes atomically to `dest`, or to stdout for ``-``."""
-    if str(dest) == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    with atomic_path(dest, force=force) as tmp:
-        tmp.write_bytes(data)
+    """Write bytes atomically to `dest`, or to stdout for ``-`` (see `storage.atomic_write`)."""
+    storage.write_bytes(dest, data, force=force)
 
 
 def _pyplot():
@@ -61,6 +76,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_png(fig, dest: str | Path, *, force: bool, dpi: int) -> None:
+    """Write a matplotlib figure as PNG through `storage.atomic_write`, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with storage.atomic_write(dest, force=force) as f:
+            fig.savefig(f, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def _spectrogram(ax, signal: np.ndarray, sample_rate: int) -> None:
@@ -100,9 +126,7 @@ def plot(
     axes[2].plot(time_s, features["loudness_db"], lw=0.8)
     axes[2].set_ylabel("loudness (dB)")
     axes[2].set_xlabel("time (s)")
-    with atomic_path(dest, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, dest, force=force, dpi=100)
 
 
 def plot_transfer(
@@ -156,9 +180,7 @@ def plot_transfer(
     f0_ax.set_ylabel("f0 (MIDI)")
     ld_ax.set_ylabel("loudness (dB)")
     ld_ax.set_xlabel("time (s)")
-    with atomic_path(dest, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, dest, force=force, dpi=100)
 
 
 def plot_examples(
@@ -188,6 +210,4 @@ def plot_examples(
                 ax.set_title(f"{model_name}: {label}, {kind}", fontsize="small")
                 ax.set_xlabel("time (s)")
         axes[r, 0].set_ylabel("Hz")
-    with atomic_path(dest, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, dest, force=force, dpi=90)

@@ -27,7 +27,6 @@ import numpy as np
 from ddspcli import __version__, storage
 from ddspcli.engine import audio, data, features
 from ddspcli.errors import DdspError, OutputError
-from ddspcli.fsutil import sha256_of
 
 CACHE_DIR = ".cache/features"
 RECORDS_DIR = ".cache/records"
@@ -80,7 +79,7 @@ def features_for_file(
     """
     record = FileRecord(path=path)
     try:
-        record.sha256 = sha256_of(path)
+        record.sha256 = storage.sha256_of(path)
         cache = storage.join(outdir, CACHE_DIR, f"{cache_key(record.sha256, settings)}.npz")
         record.cache = cache
         if storage.exists(cache):

@@ -1,0 +1,72 @@
+"""Import TensorFlow once, without the lines its native libraries print on import.
+
+TF >= 2.21 prints absl lines on import whatever ``TF_CPP_MIN_LOG_LEVEL`` says. This module is
+at the bottom of the layers (no rich, no engine): the engine (`engine._tensorflow`) and
+`storage` (for ``tf.io.gfile``) import TensorFlow through it; the CLI's ``--verbose`` sets
+`show_native_logs`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+show_native_logs = False  # --verbose: keep everything TensorFlow prints
+
+
+# What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says
+# (TF >= 2.21): absl's pre-initialisation banner, its I/W-level lines ("I0000 00:00:...
+# port.cc:153] oneDNN custom operations are on ...") and the CPU-feature continuation line.
+_TF_IMPORT_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|[IW]\d{4} \d\d:\d\d:"
+    rb"|To enable the following instructions:)"
+)
+
+
+def drop_tf_import_noise(printed: bytes) -> bytes:
+    """The lines of `printed` (raw stderr bytes) that are not `_TF_IMPORT_NOISE`."""
+    return b"".join(ln for ln in printed.splitlines(keepends=True)
+                    if not _TF_IMPORT_NOISE.match(ln))  # fmt: skip
+
+
+@contextmanager
+def stderr_fd_captured() -> Iterator[IO[bytes]]:
+    """Point file descriptor 2 (native code's stderr) at a temporary file for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_quietly() -> None:
+    """Import TensorFlow once, dropping its native info/warning lines unless ``--verbose``.
+
+    Anything else printed during the import (errors, Python warnings) is passed on to
+    stderr unchanged, so a broken install still explains itself.
+    """
+    if "tensorflow" in sys.modules or show_native_logs:
+        return
+    with stderr_fd_captured() as capture:
+        try:
+            import tensorflow as tf
+
+            # Python-side TF warnings (e.g. tf.function retracing advice) are for developers.
+            tf.get_logger().setLevel("ERROR")
+        finally:
+            capture.seek(0)
+            kept = drop_tf_import_noise(capture.read())
+    if kept:
+        sys.stderr.write(kept.decode(errors="replace"))
+        sys.stderr.flush()
