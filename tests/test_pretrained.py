@@ -430,3 +430,14 @@ def test_pickle_calling_os_system_is_refused(tmp_path):
     with pytest.raises(ModelError, match=r"refused global (posix|os)\.system"):
         torchzip.load_state_dict(path)
     assert not marker.exists()
+
+
+def test_cached_files_get_the_umask_permissions(tmp_path, home):
+    """A shared DDSP_HOME stays readable to its other users (pooch's temporary file is 0600)."""
+    previous = os.umask(0o022)
+    try:
+        with FileServer() as server:
+            folder = pretrained.pull(spec_for(tmp_path, [server.route("/w.bin", "ok", PAYLOAD)]))
+    finally:
+        os.umask(previous)
+    assert (os.stat(folder / "weights.bin").st_mode & 0o777) == 0o644
