@@ -1,0 +1,154 @@
+"""Does a model follow a voice? Speech and singing transferred with ``--octave 1``, checked by
+an independent pitch tracker (librosa's pYIN, not our CREPE).
+
+Run by hand (a few minutes per model on 2 cores):
+    .venv/bin/python benchmarks/voice_check.py violin tenor_sax flute-sf cello-sf trumpet-sf \\
+        [--model-dir NAME=DIR ...] [--json benchmarks/results/voice_check.jsonl]
+
+Clips (from ../shared/data, see its SOURCES.md for licences): the 9 read-speech files (3
+LibriSpeech speakers, 2 CMU ARCTIC speakers) and the vocadito song cut into three 11 s parts.
+Each is rendered as ``ddsp transfer CLIP --model M --octave 1`` does (auto-adjust on, the
+model's own feature settings, CREPE tiny, seed 0). Input and output are tracked with
+`librosa.pyin` (65-2093 Hz, 2048-sample frames, hop 256 at 16 kHz); on frames voiced in both,
+the error is the output pitch against the input pitch x 2^(shift/12), in cents, where shift
+is the total the transfer applied (auto octaves + 12). A clip passes when >= 85% of those
+frames are within 50 cents. Also reported: the median |error|, the output RMS (dBFS) and, for
+models with a reverb, the dry/wet energy ratio of the output (dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from ddspcli import pretrained
+from ddspcli.engine import audio, transfer
+from ddspcli.engine import model as model_lib
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RATE = 16000
+HOP = 256
+PASS_CENTS, PASS_SHARE = 50.0, 0.85
+
+
+def clips() -> dict[str, np.ndarray]:
+    """Name -> 16 kHz mono audio of every clip of the check."""
+    out = {}
+    for path in sorted((SHARED / "speech").rglob("*.wav")):
+        out[path.stem] = audio.read_audio(path, RATE)[0]
+    song = audio.read_audio(SHARED / "vocadito" / "audio" / "vocadito_1.wav", RATE)[0]
+    part = len(song) // 3
+    for k in range(3):
+        out[f"vocadito_1-part{k + 1}"] = song[k * part : (k + 1) * part]
+    return out
+
+
+def track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pYIN f0 (Hz, NaN where unvoiced) and voiced flags, one frame per `HOP` samples."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(x, fmin=65.0, fmax=2093.0, sr=RATE, frame_length=2048,
+                                 hop_length=HOP)  # fmt: skip
+    return f0, voiced
+
+
+def score(f0_in, v_in, f0_out, v_out, semitones: float) -> dict:
+    """Share of co-voiced frames within `PASS_CENTS` and the median |error| in cents."""
+    n = min(len(f0_in), len(f0_out))
+    both = v_in[:n] & v_out[:n]
+    if not both.any():
+        return {"co_voiced": 0, "within_50": 0.0, "median_cents": None, "passed": False}
+    expected = f0_in[:n][both] * 2.0 ** (semitones / 12.0)
+    cents = 1200.0 * np.log2(f0_out[:n][both] / expected)
+    within = float(np.mean(np.abs(cents) <= PASS_CENTS))
+    return {"co_voiced": int(both.sum()), "within_50": round(within, 4),
+            "median_cents": round(float(np.median(np.abs(cents))), 1),
+            "passed": within >= PASS_SHARE}  # fmt: skip
+
+
+def render(loaded, x: np.ndarray, weights: str, fsettings) -> tuple[dict, dict]:
+    """``ddsp transfer --octave 1``'s rendering: the parts and the adjustment report."""
+    from ddspcli.engine import features as features_lib
+
+    feats = features_lib.compute_features(x, weights, fsettings)
+    adjusted, report = transfer.adjust(feats, loaded.statistics, transfer.Adjustments(octaves=1),
+                                       transfer.f0_limits(loaded.model.sample_rate))  # fmt: skip
+    parts = ("harmonic", "noise", "reverb") if loaded.model.reverb is not None else ()
+    rendered = transfer.render(loaded, adjusted, x, transfer.RenderSettings(), parts)
+    rendered = {k: v[: len(x)] for k, v in rendered.items()}
+    gain = transfer.peak_gain(rendered["audio"], -1.0, False)
+    return {k: v * np.float32(gain) for k, v in rendered.items()}, report
+
+
+def check_model(name: str, folder: str, inputs: dict, tracked: dict, weights: str) -> list[dict]:
+    loaded = model_lib.load_model_dir(folder)
+    fsettings = transfer.feature_settings(loaded.info, "tiny", None)
+    rows = []
+    for clip, x in inputs.items():
+        rendered, report = render(loaded, x, weights, fsettings)
+        out = rendered["audio"]
+        f0_out, v_out = track(out)
+        row = {"model": name, "clip": clip, "seconds": round(len(x) / RATE, 2),
+               "semitones": report["semitones"],
+               **score(*tracked[clip], f0_out, v_out, report["semitones"]),
+               "rms_dbfs": round(10 * np.log10(np.mean(np.square(out, dtype=np.float64)) + 1e-20),
+                                 2)}  # fmt: skip
+        if "reverb" in rendered:
+            wet = float(np.sum(np.square(rendered["reverb"], dtype=np.float64)))
+            dry = float(np.sum(np.square(out - rendered["reverb"], dtype=np.float64)))
+            row["dry_wet_db"] = round(10 * np.log10(dry / max(wet, 1e-20)), 2)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    medians = [r["median_cents"] for r in rows if r["median_cents"] is not None]
+    levels = [r["rms_dbfs"] for r in rows]
+    out = {"model": rows[0]["model"], "clips": len(rows),
+           "passed": sum(r["passed"] for r in rows),
+           "median_cents": round(float(np.median(medians)), 1) if medians else None,
+           "rms_dbfs_median": round(float(np.median(levels)), 2)}  # fmt: skip
+    if "dry_wet_db" in rows[0]:
+        out["dry_wet_db_median"] = round(float(np.median([r["dry_wet_db"] for r in rows])), 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("models", nargs="*", help="manifest names")
+    parser.add_argument("--model-dir", action="append", default=[], help="NAME=DIR")
+    parser.add_argument("--json", help="append one JSON line per clip and per model here")
+    args = parser.parse_args()
+    entries = [(n, str(pretrained.resolve_instrument(n)[0])) for n in args.models]
+    entries += [tuple(item.split("=", 1)) for item in args.model_dir]
+    weights = str(pretrained.pull(pretrained.get_spec("crepe-tiny")) / "tiny.pth")
+    inputs = clips()
+    tracked = {clip: track(x) for clip, x in inputs.items()}
+    table = []
+    for name, folder in entries:
+        rows = check_model(name, folder, inputs, tracked, weights)
+        table.append(summary(rows))
+        if args.json:
+            with open(args.json, "a") as f:
+                for row in [*rows, {"summary": table[-1]}]:
+                    f.write(json.dumps(row) + "\n")
+    header = ("model", "clips passing", "median error (cents)", "output RMS (dBFS, median)",
+              "dry/wet (dB)")  # fmt: skip
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for s in table:
+        wet = f"{s['dry_wet_db_median']:+.1f}" if "dry_wet_db_median" in s else "dry only"
+        print(f"| `{s['model']}` | {s['passed']} / {s['clips']} | {s['median_cents']} | "
+              f"{s['rms_dbfs_median']:.1f} | {wet} |")
+
+
+if __name__ == "__main__":
+    main()
