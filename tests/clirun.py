@@ -52,8 +52,10 @@ def ddsp(
     stdin: bytes | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str | None] | None = None,
+    text: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run ``ddsp ARGS`` in this process; `env` entries set (or, with None, unset) variables."""
+    """Run ``ddsp ARGS`` in this process; `env` entries set (or, with None, unset) variables;
+    `text`: stdout and stderr as str (as ``subprocess.run(text=True)``)."""
     from ddspcli import cli
 
     out, err = io.BytesIO(), io.BytesIO()
@@ -71,7 +73,10 @@ def ddsp(
         for stream in replaced[1:]:
             stream.flush()
         sys.stdin, sys.stdout, sys.stderr = saved
-    result = subprocess.CompletedProcess(["ddsp", *args], code, out.getvalue(), err.getvalue())
+    stdout, stderr = out.getvalue(), err.getvalue()
+    if text:
+        stdout, stderr = stdout.decode(), stderr.decode()
+    result = subprocess.CompletedProcess(["ddsp", *args], code, stdout, stderr)
     for stream in replaced:
         stream.detach()  # the wrappers must not close the buffers read above
     return result
@@ -83,6 +88,7 @@ def ddsp_process(
     cwd: Path | None = None,
     timeout: float = 600,
     env: Mapping[str, str] | None = None,
+    text: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m ddspcli ARGS`` as a child process (see the module docstring)."""
     return subprocess.run(
@@ -93,4 +99,5 @@ def ddsp_process(
         timeout=timeout,
         check=False,
         env=None if env is None else {**os.environ, **env},
+        text=text,
     )

@@ -1,4 +1,5 @@
-"""The `ddsp` command as users run it: a subprocess, exit codes, stdout vs stderr."""
+"""The `ddsp` command as users run it: exit codes, stdout vs stderr (in-process, and as a
+process where the process is the point: the console script, completion, TF's native output)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_audio_io import bad_inputs
+from badaudio import bad_inputs
+from clirun import ddsp, ddsp_process
 
 from ddspcli import __version__, tfimport
 from ddspcli.errors import EXIT_INPUT, EXIT_USAGE
-
-
-def ddsp(*args: str, stdin: bytes | None = None, cwd: Path | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "ddspcli", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_console_script_is_installed():
@@ -117,5 +108,5 @@ def test_tensorflow_import_noise_is_dropped_and_other_stderr_kept(data_dir, capf
     kept = tfimport.drop_tf_import_noise(printed)
     assert kept == b"E0000 00:00:1795447412.5 cuda.cc:1] real error\n"
     # And the real import, through a command that loads TensorFlow: nothing but the data.
-    quiet = ddsp("-q", "info", str(data_dir / "speech_arctic_a0001.wav"))
+    quiet = ddsp_process("-q", "info", str(data_dir / "speech_arctic_a0001.wav"))
     assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr

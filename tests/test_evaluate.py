@@ -45,14 +45,13 @@ def test_a_trained_model_scores_better_than_an_untrained_one(tone_model, crepe_w
 
 def test_eval_command_table_json_and_plot(tone_model, tmp_path):
     import json
-    import subprocess
-    import sys
+
+    from clirun import ddsp as run_ddsp
 
     run_dir, tones = str(tone_model["run"]), str(tone_model["tones"])
 
     def ddsp(*args):
-        return subprocess.run([sys.executable, "-m", "ddspcli", *args], capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
+        return run_ddsp(*args, text=True)
 
     plot = tmp_path / "eval.png"
     run = ddsp("eval", run_dir, "--data", tones, "--json", "--plot", str(plot))

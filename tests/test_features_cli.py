@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from test_cli import ddsp
+from clirun import ddsp
 
 from ddspcli.errors import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE
 

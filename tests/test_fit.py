@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from clirun import ddsp as run_ddsp
 from conftest import TONE_MODEL_PARAMS
 from toneset import write_tone_dataset
 
@@ -29,10 +30,8 @@ def tones(tmp_path_factory) -> Path:
     return write_tone_dataset(tmp_path_factory.mktemp("tones") / "ds")
 
 
-def ddsp(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ddspcli", *args], capture_output=True, text=True, timeout=timeout
-    )
+def ddsp(*args: str) -> subprocess.CompletedProcess:
+    return run_ddsp(*args, text=True)
 
 
 def json_losses(stdout: str) -> dict[int, float]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from clirun import ddsp
 
 from ddspcli.engine import features, generate, latent
 from ddspcli.errors import EXIT_INPUT, InputError
@@ -17,11 +16,6 @@ from ddspcli.errors import EXIT_INPUT, InputError
 TINY_Z = ["--gin-param", "Autoencoder.rnn_units = 16", "--gin-param",
           "Autoencoder.n_harmonics = 8", "--gin-param", "Autoencoder.n_noise_bands = 8",
           "--gin-param", "Autoencoder.reverb_length = 0"]  # fmt: skip
-
-
-def ddsp(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ddspcli", *args], input=stdin,
-                          capture_output=True, timeout=600)  # fmt: skip
 
 
 def write_midi(path, events, tempo=500_000, ticks=480):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from clirun import ddsp
 
 from ddspcli.engine import data, features, prepare
 from ddspcli.errors import EXIT_INPUT, EXIT_OUTPUT
@@ -55,7 +56,7 @@ def audio_folder(tmp_path_factory, crepe_weights):
 
 
 def run_prepare(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "ddspcli", *args], capture_output=True, timeout=900)
+    run = ddsp(*args)
     if check:
         assert run.returncode == 0, run.stderr.decode()
     return run

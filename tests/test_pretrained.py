@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import ddsp
 from httpserver import FileServer
 
 from ddspcli import pretrained, torchzip
@@ -144,10 +145,7 @@ def test_interrupted_download_resumes_in_a_later_run(tmp_path, home):
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ddspcli", *args],
-        capture_output=True, env={**os.environ, **env}, timeout=120, check=False,
-    )  # fmt: skip
+    return ddsp(*args, env=env)
 
 
 def test_two_processes_pull_the_same_model(tmp_path, home):

@@ -8,14 +8,12 @@ with the bundled CREPE tiny and compares it with the adjusted input pitch.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from clirun import ddsp
 
 from ddspcli import pretrained
 from ddspcli.engine import features
@@ -29,9 +27,8 @@ SHIPPED = sorted(
 
 
 def test_the_demo_models_ship_with_the_package(tmp_path):
-    env = {**os.environ, "DDSP_HOME": str(tmp_path / "empty-cache"), "DDSP_OFFLINE": "1"}
-    listed = subprocess.run([sys.executable, "-m", "ddspcli", "models", "list", "--json"],
-                            capture_output=True, env=env, timeout=120)  # fmt: skip
+    env = {"DDSP_HOME": str(tmp_path / "empty-cache"), "DDSP_OFFLINE": "1"}
+    listed = ddsp("models", "list", "--json", env=env)
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
     for name in [*SHIPPED, "crepe-tiny"]:
         assert rows[name]["cached"] == "shipped" and rows[name]["offline"], rows[name]
@@ -58,13 +55,10 @@ def steady(notes: np.ndarray, margin: int = 6) -> np.ndarray:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_transfers_speech_offline(name, tmp_path):
-    env = {**os.environ, "DDSP_HOME": str(tmp_path / "empty-cache"), "DDSP_OFFLINE": "1"}
+    env = {"DDSP_HOME": str(tmp_path / "empty-cache"), "DDSP_OFFLINE": "1"}
     out, npz = tmp_path / "out.wav", tmp_path / "adjusted.npz"
-    run = subprocess.run(
-        [sys.executable, "-m", "ddspcli", "transfer", str(CLIP), "--model", name, "-o", str(out),
-         "--save-features", str(npz), "--json"],
-        capture_output=True, env=env, timeout=600,
-    )  # fmt: skip
+    run = ddsp("transfer", CLIP, "--model", name, "-o", out, "--save-features", npz, "--json",
+               env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
     assert json.loads(run.stdout)["model"] == name
     audio, rate = sf.read(out, dtype="float32")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
+from clirun import ddsp
 from toneset import tone, write_tone_dataset
 
 from ddspcli.engine import dsp, features, streaming, train, transfer
@@ -19,12 +18,6 @@ from ddspcli.engine import model as model_lib
 from ddspcli.errors import EXIT_MODEL, EXIT_OUTPUT
 
 SR, HOP = 16000, 64
-
-
-def ddsp(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ddspcli", *args], input=stdin, capture_output=True, timeout=600
-    )
 
 
 def melody_f0() -> np.ndarray:
