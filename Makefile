@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ddspcli-installed
 DEMO_OUT ?= demo-out
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint coverage demo clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ddspcli needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, then the layer contracts of pyproject.toml ([tool.importlinter]): imports point down.
 lint: $(STAMP)
 	$(BIN)/ruff check ddspcli tests benchmarks recipes
+	$(BIN)/lint-imports --no-cache
 
 # pytest exits 5 when it collects no tests; make treats any non-zero exit as failure.
 # TEST_WORKERS: pytest-xdist processes (auto = one per CPU core); whole files go to one worker, so
@@ -26,6 +28,11 @@ lint: $(STAMP)
 TEST_WORKERS ?= auto
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12 -n $(TEST_WORKERS) --dist loadfile
+
+# Line coverage per module (the same suite, measured; see BENCHMARKS.md "Test suite").
+coverage: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
+		--cov=ddspcli --cov-report=term
 
 # Offline after the install: the violin model and the CREPE tiny weights ship in the package.
 DEMO_IN ?= examples/speech_198-209-0000.wav

@@ -37,8 +37,9 @@ def child(variant: str, mode: str, batch: int, steps: int, breakdown: bool) -> d
     with tempfile.TemporaryDirectory() as tmp:
         ds = write_tone_dataset(Path(tmp) / "ds", n_train=2 * batch, n_eval=0, seconds=4.0)
         settings = train.TrainSettings(steps=10**6, batch_size=batch, jit=mode == "jit")
-        trainer, _ = train.open_run(Path(tmp) / "run", str(ds), variant, [], [], False,
-                                    settings, False, True)  # fmt: skip
+        trainer, _ = train.open_run(
+            Path(tmp) / "run", str(ds), settings, variant=variant, steps_given=True
+        )
         batches = iter(data.make_dataset(ds, "train", batch, seed=0))
         step = trainer._replica_train_step if mode == "eager" else trainer._train_step
         times = []

@@ -31,6 +31,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from ddspcli import pretrained
+from ddspcli.engine import adjust as adjust_lib
 from ddspcli.engine import audio, features, transfer
 from ddspcli.engine import model as model_lib
 
@@ -67,8 +68,8 @@ def time_parts(loaded, x: np.ndarray, pitch_model: str, weights: Path) -> dict[s
     feats = features.compute_features(x, weights, settings)
     out["features"] = time.perf_counter() - start
     start = time.perf_counter()
-    adjusted, _ = transfer.adjust(feats, loaded.statistics, transfer.Adjustments(octaves=1),
-                                  transfer.f0_limits(SR))  # fmt: skip
+    adjusted, _ = adjust_lib.adjust(feats, loaded.statistics, adjust_lib.Adjustments(octaves=1),
+                                  adjust_lib.f0_limits(SR))  # fmt: skip
     out["adjust"] = time.perf_counter() - start
     start = time.perf_counter()
     transfer.render(loaded, adjusted, x, transfer.RenderSettings())

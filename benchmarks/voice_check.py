@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from ddspcli import pretrained
+from ddspcli.engine import adjust as adjust_lib
 from ddspcli.engine import audio, transfer
 from ddspcli.engine import model as model_lib
 
@@ -81,12 +82,13 @@ def render(loaded, x: np.ndarray, weights: str, fsettings) -> tuple[dict, dict]:
     from ddspcli.engine import features as features_lib
 
     feats = features_lib.compute_features(x, weights, fsettings)
-    adjusted, report = transfer.adjust(feats, loaded.statistics, transfer.Adjustments(octaves=1),
-                                       transfer.f0_limits(loaded.model.sample_rate))  # fmt: skip
+    limits = adjust_lib.f0_limits(loaded.model.sample_rate)
+    adjusted, report = adjust_lib.adjust(feats, loaded.statistics,
+                                         adjust_lib.Adjustments(octaves=1), limits)  # fmt: skip
     parts = ("harmonic", "noise", "reverb") if loaded.model.reverb is not None else ()
     rendered = transfer.render(loaded, adjusted, x, transfer.RenderSettings(), parts)
     rendered = {k: v[: len(x)] for k, v in rendered.items()}
-    gain = transfer.peak_gain(rendered["audio"], -1.0, False)
+    gain = adjust_lib.peak_gain(rendered["audio"], -1.0, False)
     return {k: v * np.float32(gain) for k, v in rendered.items()}, report
 
 

@@ -8,6 +8,8 @@ Exit codes (also in the README):
 * 3 bad input data (missing, unreadable or invalid file)
 * 4 output problem (exists without ``--force``, cannot be written)
 * 5 model or download problem (missing, offline, hash mismatch)
+* 6 the work could not finish for a reason the user can fix: training diverged, an optional
+  extra (Apache Beam) is not installed
 * 130 interrupted (Ctrl-C)
 * 141 stdout closed by its reader (``| head``): output cut short, no message (128 + SIGPIPE)
 """
@@ -19,6 +21,7 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_MODEL = 5
+EXIT_RUNTIME = 6
 EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141
 
@@ -41,6 +44,12 @@ class OutputError(DdspError):
     exit_code = EXIT_OUTPUT
 
 
+class RunError(DdspError):
+    """The work could not finish for a reason the user can fix (divergence, a missing extra)."""
+
+    exit_code = EXIT_RUNTIME
+
+
 class ModelError(DdspError):
     """A model or weight file is missing, cannot be downloaded or fails verification."""
 
@@ -52,7 +61,7 @@ class DdspWarning(UserWarning):
     ``warning:`` line on stderr; library users get a normal Python warning)."""
 
 
-class OutputClosed(DdspError):
+class OutputClosedError(DdspError):
     """The reader of stdout went away (``| head``): the output was cut short. Quiet."""
 
     exit_code = EXIT_PIPE

@@ -144,6 +144,10 @@ class CountProgress:
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
+    def set_total(self, total: int) -> None:
+        """The count, once it is known (the bar is created before the work is sized)."""
+        self._bar.update(self._task, total=total)
+
     def advance(self, n: int = 1, status: str | None = None) -> None:
         """`n` more items done; optionally a new status text."""
         self._bar.update(self._task, advance=n, **({} if status is None else {"status": status}))

@@ -68,12 +68,13 @@ def _train_tone_model(root: Path) -> dict:
         steps=600, batch_size=4, learning_rate=3e-3, checkpoint_every=300, summary_every=100
     )
     trainer, resumed = train.open_run(
-        root / "run", str(tones), "tiny", [], TONE_MODEL_PARAMS, False, settings, False, True
+        root / "run", str(tones), settings, variant="tiny", gin_params=TONE_MODEL_PARAMS,
+        steps_given=True,
     )
     assert not resumed
     before = trainer.evaluate()
     summaries: list = []
-    assert trainer.fit(summaries.append, lambda: False) == "done"
+    assert train.fit(trainer, summaries.append, lambda: False) == "done"
     after = trainer.evaluate()
     return {"before": before, "after": after,
             "summaries": [dataclasses.asdict(s) for s in summaries]}  # fmt: skip

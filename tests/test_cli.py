@@ -60,7 +60,7 @@ def test_info_table_on_stdout_and_json(data_dir):
     assert "16000" in run.stdout.decode()
     run = ddsp("--quiet", "info", "--json", wav)
     assert run.returncode == 0 and run.stderr == b""
-    report = json.loads(run.stdout)
+    [report] = json.loads(run.stdout)  # a list, one object per file, also for one
     assert report["sample_rate"] == 16000 and report["channels"] == 1
     assert report["duration_s"] == pytest.approx(3.88, abs=0.01)
     assert -80 < report["loudness_db_median"] < report["loudness_db_max"] < 40
@@ -70,7 +70,7 @@ def test_info_reads_stdin(data_dir):
     wav = (data_dir / "speech_arctic_a0001.wav").read_bytes()
     run = ddsp("info", "--json", "-", stdin=wav)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["source"] == "<stdin>"
+    assert json.loads(run.stdout)[0]["source"] == "<stdin>"
     run = ddsp("info", "-", stdin=b"")
     assert run.returncode == EXIT_INPUT
     assert run.stderr.decode().startswith("ddsp: error: stdin is empty")

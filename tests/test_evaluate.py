@@ -56,7 +56,7 @@ def test_eval_command_table_json_and_plot(tone_model, tmp_path):
     plot = tmp_path / "eval.png"
     run = ddsp("eval", run_dir, "--data", tones, "--json", "--plot", str(plot))
     assert run.returncode == 0, run.stderr
-    scores = json.loads(run.stdout)
+    [scores] = json.loads(run.stdout)  # a list, one object per model
     assert scores["model"] == "run" and scores["steps"] == 600 and scores["examples"] == 4
     assert np.isfinite([scores["spectral_loss"], scores["loudness_l1_db"]]).all()
     assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -110,7 +110,7 @@ def test_bad_inputs_and_options(tmp_path):
     sf.write(tmp_path / "a.wav", tone(16000, 0.2), 16000)
     sf.write(tmp_path / "b.wav", tone(16000, 0.2), 16000)
     run = ddsp("features", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), *TINY)
-    assert run.returncode == EXIT_OUTPUT and "-o FOLDER" in run.stderr.decode()
+    assert run.returncode == EXIT_USAGE and "-o FOLDER" in run.stderr.decode()
     run = ddsp("features", str(tmp_path / "a.wav"), "--pitch-hop-ms", "10")
     assert run.returncode == EXIT_USAGE
     run = ddsp("features", str(tmp_path / "a.wav"), "--format", "xml")

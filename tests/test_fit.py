@@ -91,9 +91,10 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
 
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tones, tmp_path, monkeypatch):
     settings = train.TrainSettings(steps=4, batch_size=2, checkpoint_every=2, summary_every=2)
-    trainer, _ = train.open_run(tmp_path / "run", str(tones), "tiny", [], SMALL, False,
-                                settings, False, True)  # fmt: skip
-    trainer.fit(lambda s: None, lambda: False)  # checkpoints at steps 2 and 4
+    trainer, _ = train.open_run(
+        tmp_path / "run", str(tones), settings, variant="tiny", gin_params=SMALL, steps_given=True
+    )
+    train.fit(trainer, lambda s: None, lambda: False)  # checkpoints at steps 2 and 4
     saved = trainer.model.dense_out.kernel.numpy()
     # Crash after the new checkpoint's files were written, before state.json names it.
     trainer.settings.steps = 6
@@ -103,13 +104,14 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tones, tmp
 
     monkeypatch.setattr(train.storage, "write_text", crash)
     with pytest.raises(KeyboardInterrupt):
-        trainer.fit(lambda s: None, lambda: False)
+        train.fit(trainer, lambda s: None, lambda: False)
     monkeypatch.undo()
     (tmp_path / "run" / "checkpoints" / ".tmp-ckpt-00000008-dead").mkdir()  # a half-written one
     loaded = model.load_model_dir(str(tmp_path / "run"))
     np.testing.assert_array_equal(loaded.model.dense_out.kernel.numpy(), saved)
-    again, resumed = train.open_run(tmp_path / "run", str(tones), "tiny", [], SMALL, False,
-                                    settings, False, False)  # fmt: skip
+    again, resumed = train.open_run(
+        tmp_path / "run", str(tones), settings, variant="tiny", gin_params=SMALL
+    )
     assert resumed and int(again.step.numpy()) == 4
 
 
@@ -136,12 +138,19 @@ def test_rate_mismatch_is_refused(tones, tmp_path):
     assert "dataset sample_rate is 16000 but the model config uses 22050" in run.stderr
     other = write_tone_dataset(tmp_path / "fr200", n_train=4, n_eval=0, frame_rate=200)
     settings = train.TrainSettings(steps=1, batch_size=2, checkpoint_every=1)
-    trainer, _ = train.open_run(tmp_path / "r2", str(tones), "tiny", [], SMALL, False,
-                                settings, False, True)  # fmt: skip
-    trainer.fit(lambda s: None, lambda: False)
+    trainer, _ = train.open_run(
+        tmp_path / "r2", str(tones), settings, variant="tiny", gin_params=SMALL, steps_given=True
+    )
+    train.fit(trainer, lambda s: None, lambda: False)
     with pytest.raises(InputError, match=r"frame_rate is 200 but run .* uses 250"):
-        train.open_run(tmp_path / "r2", str(other), "tiny", [], SMALL, False,
-                       settings, False, True)  # fmt: skip
+        train.open_run(
+            tmp_path / "r2",
+            str(other),
+            settings,
+            variant="tiny",
+            gin_params=SMALL,
+            steps_given=True,
+        )
 
 
 def test_empty_missing_and_unwritable_give_clear_errors(tones, tmp_path):
@@ -161,9 +170,10 @@ def test_empty_missing_and_unwritable_give_clear_errors(tones, tmp_path):
 
 def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
     settings = train.TrainSettings(steps=2, batch_size=2, checkpoint_every=2)
-    trainer, _ = train.open_run(tmp_path / "run", str(tones), "tiny", [], [], False,
-                                settings, False, True)  # fmt: skip
-    trainer.fit(lambda s: None, lambda: False)
+    trainer, _ = train.open_run(
+        tmp_path / "run", str(tones), settings, variant="tiny", steps_given=True
+    )
+    train.fit(trainer, lambda s: None, lambda: False)
     export = tmp_path / "models" / "tones"
     run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(export), "--name", "tones",
                "--license", "CC BY 4.0", "--attribution", "Tones by the test suite",
@@ -203,11 +213,11 @@ def test_mirrored_strategy_on_two_logical_cpus(tones, tmp_path):
         from ddspcli.engine import train
         settings = train.TrainSettings(steps=4, batch_size=4, checkpoint_every=4,
                                        strategy="mirrored")
-        trainer, _ = train.open_run({str(tmp_path / "run")!r}, {str(tones)!r}, "tiny", [],
-                                    {SMALL!r}, False, settings, False, True)
+        trainer, _ = train.open_run({str(tmp_path / "run")!r}, {str(tones)!r}, settings,
+                                    variant="tiny", gin_params={SMALL!r}, steps_given=True)
         assert trainer.strategy.num_replicas_in_sync == 2
         seen = []
-        trainer.fit(seen.append, lambda: False)
+        train.fit(trainer, seen.append, lambda: False)
         print(seen[-1].step, seen[-1].loss, seen[-1].eval_loss)
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -11,7 +11,7 @@ import soundfile as sf
 from clirun import ddsp
 
 from ddspcli.engine import features, generate, latent
-from ddspcli.errors import EXIT_INPUT, InputError
+from ddspcli.errors import EXIT_INPUT, EXIT_USAGE, InputError
 
 TINY_Z = ["--gin-param", "Autoencoder.rnn_units = 16", "--gin-param",
           "Autoencoder.n_harmonics = 8", "--gin-param", "Autoencoder.n_noise_bands = 8",
@@ -141,7 +141,7 @@ def test_generate_command_refuses_bad_inputs(tone_model, tmp_path):
     assert run.returncode == EXIT_INPUT and "only drum notes" in run.stderr.decode()
     both = ddsp("generate", "--model", str(tone_model["run"]), "--midi", str(drums),
                 "--profile", str(bad))  # fmt: skip
-    assert both.returncode == EXIT_INPUT and "exactly one" in both.stderr.decode()
+    assert both.returncode == EXIT_USAGE and "exactly one" in both.stderr.decode()
     assert not (tmp_path / "x.wav").exists()
 
 

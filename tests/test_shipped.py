@@ -60,7 +60,7 @@ def test_shipped_model_transfers_speech_offline(name, tmp_path):
     run = ddsp("transfer", CLIP, "--model", name, "-o", out, "--save-features", npz, "--json",
                env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
-    assert json.loads(run.stdout)["model"] == name
+    assert json.loads(run.stdout)[0]["model"] == name
     audio, rate = sf.read(out, dtype="float32")
     clip, clip_rate = sf.read(CLIP, dtype="float32")
     assert rate == clip_rate and len(audio) == len(clip)

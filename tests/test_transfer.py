@@ -13,9 +13,10 @@ import tensorflow as tf
 from clirun import ddsp
 from toneset import tone, write_tone_dataset
 
-from ddspcli.engine import dsp, features, streaming, train, transfer
+from ddspcli.engine import adjust as adjust_lib
+from ddspcli.engine import dsp, features, streaming, train
 from ddspcli.engine import model as model_lib
-from ddspcli.errors import EXIT_MODEL, EXIT_OUTPUT
+from ddspcli.errors import EXIT_MODEL, EXIT_OUTPUT, EXIT_USAGE
 
 SR, HOP = 16000, 64
 
@@ -74,12 +75,12 @@ def test_octave_shift_and_loudness_quantile_mapping():
     f0 = np.full(1000, 110.0, np.float32)  # MIDI 45
     notes = np.ones(1000, bool)
     notes[:100] = False
-    assert transfer.octave_shift_towards(f0, notes, 69.0) == 2  # 24 semitones is nearest
-    assert transfer.octave_shift_towards(f0, np.zeros(1000, bool), 69.0) == 0
+    assert adjust_lib.octave_shift_towards(f0, notes, 69.0) == 2  # 24 semitones is nearest
+    assert adjust_lib.octave_shift_towards(f0, np.zeros(1000, bool), 69.0) == 0
     rng = np.random.default_rng(0)
     loudness = rng.normal(-30, 5, 1000).astype(np.float32)
     target = np.quantile(rng.normal(-10, 2, 5000), np.linspace(0, 1, 101))
-    mapped = transfer.match_loudness(loudness, notes, target.tolist(), quiet_db=20.0)
+    mapped = adjust_lib.match_loudness(loudness, notes, target.tolist(), quiet_db=20.0)
     # The note-on frames now have the target's distribution (their quantiles are the target's).
     np.testing.assert_allclose(
         np.quantile(mapped[notes], np.linspace(0, 1, 101)), target, atol=0.05
@@ -93,32 +94,32 @@ def test_octave_shift_and_loudness_quantile_mapping():
 
 
 def test_pitch_shift_clips_to_the_model_range_and_keeps_rests():
-    limits = transfer.f0_limits(16000)
+    limits = adjust_lib.f0_limits(16000)
     assert limits == pytest.approx((8.1758, 8000.0), rel=1e-4)
     f0 = np.array([0.0, 100.0, 3000.0], np.float32)
-    np.testing.assert_allclose(transfer.shift_pitch(f0, 12.0, limits), [0.0, 200.0, 6000.0])
-    np.testing.assert_allclose(transfer.shift_pitch(f0, 24.0, limits), [0.0, 400.0, 8000.0])
-    np.testing.assert_allclose(transfer.shift_pitch(f0, -7.0, limits)[1], 100 * 2 ** (-7 / 12))
+    np.testing.assert_allclose(adjust_lib.shift_pitch(f0, 12.0, limits), [0.0, 200.0, 6000.0])
+    np.testing.assert_allclose(adjust_lib.shift_pitch(f0, 24.0, limits), [0.0, 400.0, 8000.0])
+    np.testing.assert_allclose(adjust_lib.shift_pitch(f0, -7.0, limits)[1], 100 * 2 ** (-7 / 12))
 
 
 def test_autotune_finds_tuning_and_scale_and_snaps_by_amount():
     # A D major melody (D E F# G A B C#) played 30 cents sharp with a small wobble.
     notes_midi = np.repeat([62, 64, 66, 67, 69, 71, 73, 74], 100).astype(float)
     wobble = 0.15 * np.sin(np.arange(len(notes_midi)) / 7.0)
-    f0 = transfer.midi_to_hz(notes_midi + 0.3 + wobble).astype(np.float32)
+    f0 = adjust_lib.midi_to_hz(notes_midi + 0.3 + wobble).astype(np.float32)
     on = np.ones(len(f0), bool)
-    snapped, tuning, root = transfer.autotune(f0, on, 1.0)
+    snapped, tuning, root = adjust_lib.autotune(f0, on, 1.0)
     assert tuning == pytest.approx(0.3, abs=0.03)
-    assert transfer.scale_name(root) == "D major / B minor"
-    np.testing.assert_allclose(transfer.hz_to_midi(snapped), notes_midi + tuning, atol=1e-3)
-    half, _, _ = transfer.autotune(f0, on, 0.5)
+    assert adjust_lib.scale_name(root) == "D major / B minor"
+    np.testing.assert_allclose(adjust_lib.hz_to_midi(snapped), notes_midi + tuning, atol=1e-3)
+    half, _, _ = adjust_lib.autotune(f0, on, 0.5)
     np.testing.assert_allclose(
-        transfer.hz_to_midi(half), notes_midi + tuning + 0.5 * (0.3 - tuning + wobble), atol=1e-3
+        adjust_lib.hz_to_midi(half), notes_midi + tuning + 0.5 * (0.3 - tuning + wobble), atol=1e-3
     )
-    unchanged, _, _ = transfer.autotune(f0, on, 0.0)
+    unchanged, _, _ = adjust_lib.autotune(f0, on, 0.0)
     np.testing.assert_allclose(unchanged, f0, rtol=1e-6)
     with pytest.raises(ValueError):
-        transfer.autotune(f0, on, 1.5)
+        adjust_lib.autotune(f0, on, 1.5)
 
 
 def test_adjust_reports_and_orders_the_steps():
@@ -129,23 +130,23 @@ def test_adjust_reports_and_orders_the_steps():
         "loudness_db": np.full(n, -30.0, np.float32),
     }
     stats = {"mean_pitch": 69.0, "loudness_quantiles": list(np.linspace(-20, -5, 101))}
-    settings = transfer.Adjustments(octaves=-1, semitones=2.0, loudness_shift_db=3.0)
-    out, report = transfer.adjust(feats, stats, settings, transfer.f0_limits(SR))
+    settings = adjust_lib.Adjustments(octaves=-1, semitones=2.0, loudness_shift_db=3.0)
+    out, report = adjust_lib.adjust(feats, stats, settings, adjust_lib.f0_limits(SR))
     assert report["auto_octaves"] == 2 and report["semitones"] == 14.0
     np.testing.assert_allclose(out["f0_hz"][100], 110.0 * 2 ** (14 / 12), rtol=1e-5)
     assert report["note_fraction"] == pytest.approx(0.9, abs=0.01)
     # Without statistics there is no auto-adjust: only the requested shifts.
-    out, report = transfer.adjust(feats, {}, settings, transfer.f0_limits(SR))
+    out, report = adjust_lib.adjust(feats, {}, settings, adjust_lib.f0_limits(SR))
     assert not report["auto_adjusted"] and report["semitones"] == -10.0
     np.testing.assert_allclose(out["loudness_db"], -27.0)
 
 
 def test_peak_gain():
     x = np.array([0.0, 0.5, -2.0], np.float32)
-    assert transfer.peak_gain(x, -1.0, False) == pytest.approx(10 ** (-1 / 20) / 2.0)
-    assert transfer.peak_gain(x * 0.1, -1.0, False) == 1.0
-    assert transfer.peak_gain(x * 0.1, -1.0, True) == pytest.approx(10 ** (-1 / 20) / 0.2)
-    assert transfer.peak_gain(np.zeros(4), -1.0, True) == 1.0
+    assert adjust_lib.peak_gain(x, -1.0, False) == pytest.approx(10 ** (-1 / 20) / 2.0)
+    assert adjust_lib.peak_gain(x * 0.1, -1.0, False) == 1.0
+    assert adjust_lib.peak_gain(x * 0.1, -1.0, True) == pytest.approx(10 ** (-1 / 20) / 0.2)
+    assert adjust_lib.peak_gain(np.zeros(4), -1.0, True) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ def test_transfer_follows_the_input_pitch_an_octave_up(tone_model, phrase, tmp_p
                "-o", str(out), "--plot", str(plot), "--stems", str(tmp_path / "stems"),
                "--json")  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
-    summary = json.loads(run.stdout)
+    [summary] = json.loads(run.stdout)  # a list, one object per input
     assert summary["adjustments"]["auto_octaves"] == 0 and summary["adjustments"]["semitones"] == 12
     audio, rate = sf.read(out, dtype="float32")
     source, _ = sf.read(wav, dtype="float32")
@@ -334,9 +335,10 @@ def test_a_model_at_another_sample_rate_gets_features_at_its_rate(phrase, tmp_pa
     params = ["Autoencoder.sample_rate = 32000", "Autoencoder.rnn_units = 16",
               "Autoencoder.n_harmonics = 8", "Autoencoder.n_noise_bands = 8",
               "Autoencoder.reverb_length = 0"]  # fmt: skip
-    trainer, _ = train.open_run(tmp_path / "r32", str(tones), "tiny", [], params, False,
-                                settings, False, True)  # fmt: skip
-    trainer.fit(lambda s: None, lambda: False)
+    trainer, _ = train.open_run(
+        tmp_path / "r32", str(tones), settings, variant="tiny", gin_params=params, steps_given=True
+    )
+    train.fit(trainer, lambda s: None, lambda: False)
     wav, _ = phrase
     out = tmp_path / "o32.wav"
     run = ddsp("transfer", str(wav), "--model", str(tmp_path / "r32"), "-o", str(out), "--json")
@@ -345,7 +347,7 @@ def test_a_model_at_another_sample_rate_gets_features_at_its_rate(phrase, tmp_pa
     source, _ = sf.read(wav, dtype="float32")
     assert rate == 32000 and len(audio) == 2 * len(source)
     assert np.isfinite(audio).all()
-    assert json.loads(run.stdout)["adjustments"]["note_fraction"] > 0.5  # pitch was tracked
+    assert json.loads(run.stdout)[0]["adjustments"]["note_fraction"] > 0.5  # pitch was tracked
 
 
 def test_a_folder_of_inputs_goes_to_out_dir(tone_model, phrase, tmp_path):
@@ -356,7 +358,7 @@ def test_a_folder_of_inputs_goes_to_out_dir(tone_model, phrase, tmp_path):
     sf.write(takes / "a.wav", data[: rate // 2], rate)
     sf.write(takes / "b.flac", data[rate // 2 : 2 * rate], rate)
     refused = ddsp("transfer", str(takes), "--model", str(tone_model["run"]), "-o", "x.wav")
-    assert refused.returncode == EXIT_OUTPUT and "--out-dir" in refused.stderr.decode()
+    assert refused.returncode == EXIT_USAGE and "--out-dir" in refused.stderr.decode()
     run = ddsp("transfer", str(takes), "--model", str(tone_model["run"]),
                "--out-dir", str(tmp_path / "out"), "--json")  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
@@ -372,9 +374,16 @@ def test_a_z_model_trains_and_transfers_with_the_audio(tone_model, phrase, tmp_p
     settings = train.TrainSettings(steps=2, batch_size=2, checkpoint_every=2)
     params = ["Autoencoder.rnn_units = 16", "Autoencoder.n_harmonics = 8",
               "Autoencoder.n_noise_bands = 8", "Autoencoder.reverb_length = 0"]  # fmt: skip
-    trainer, _ = train.open_run(tmp_path / "z", str(tone_model["tones"]), "tiny", [], params,
-                                True, settings, False, True)  # fmt: skip
-    assert trainer.fit(lambda s: None, lambda: False) == "done"
+    trainer, _ = train.open_run(
+        tmp_path / "z",
+        str(tone_model["tones"]),
+        settings,
+        variant="tiny",
+        gin_params=params,
+        z=True,
+        steps_given=True,
+    )
+    assert train.fit(trainer, lambda s: None, lambda: False) == "done"
     loaded = model_lib.load_model_dir(str(tmp_path / "z"))
     assert loaded.model.encoder is not None and loaded.info["z_dims"] == 16
     npz = tmp_path / "f.npz"

@@ -16,7 +16,8 @@ import numpy as np
 
 from ddspcli import storage
 from ddspcli.engine._tensorflow import tf
-from ddspcli.engine.features import FEATURE_KEYS, detect_notes
+from ddspcli.engine.adjust import detect_notes
+from ddspcli.engine.features import FEATURE_KEYS
 from ddspcli.errors import InputError
 
 DATASET_JSON = "dataset.json"

@@ -159,3 +159,43 @@ def evaluate(
         real_time_factor=synth_wall / seconds,
         per_example_loss=example_losses,
     )
+
+
+def check_rate(loaded, name: str, data_dir: str, info: dict) -> None:
+    """A model scores only data prepared at its own sample rate (`InputError` otherwise)."""
+    from ddspcli.errors import InputError
+
+    if int(loaded.info["sample_rate"]) != int(info["sample_rate"]):
+        raise InputError(
+            f"{name} works at {loaded.info['sample_rate']} Hz but {data_dir} holds "
+            f"{info['sample_rate']} Hz audio; evaluate it on data prepared at its rate"
+        )
+
+
+def plot_best_and_worst(
+    results: list, data_dir: str, split: str, max_examples: int | None, plot: str, *,
+    force: bool = False,
+) -> None:  # fmt: skip
+    """Render the best and worst example of each model again and draw them (one PNG).
+
+    Args:
+        results: ``(name, loaded model, Scores)`` per model, as `evaluate` scored them.
+    """
+    from ddspcli.engine import features_io
+
+    picks = [(int(np.argmin(s.per_example_loss)), int(np.argmax(s.per_example_loss)))
+             for _, _, s in results]  # fmt: skip
+    wanted = {i for pair in picks for i in pair}
+    # One pass over the split, keeping only the examples that are drawn.
+    chosen = {i: example for i, example in
+              enumerate(examples(data_dir, split, None, max_examples))
+              if i in wanted}  # fmt: skip
+    rows = []
+    for (name, loaded, scores), (best, worst) in zip(results, picks, strict=True):
+        drawn = []
+        for label, index in (("best", best), ("worst", worst)):
+            loss = scores.per_example_loss[index]
+            drawn.append((f"{label} (loss {loss:.2f})", chosen[index]["audio"].numpy(),
+                          render_example(loaded, chosen[index])))  # fmt: skip
+        rows.append((name, drawn))
+    features_io.plot_examples(rows, int(results[0][1].model.sample_rate), plot, force=force)

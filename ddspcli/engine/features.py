@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ddspcli import choices
 from ddspcli.engine import dsp, pitch
 from ddspcli.engine._tensorflow import tf
 
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
-DEFAULT_PITCH_HOP_MS = {"full": 32.0, "tiny": 16.0}
+DEFAULT_PITCH_HOP_MS = choices.PITCH_HOP_MS  # by pitch model
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class FeatureSettings:
     n_fft: int = 512  # loudness STFT size
     range_db: float = 80.0
     ref_db: float = 0.0
-    pitch_model: str = "full"
+    pitch_model: str = choices.FEATURES_PITCH_MODEL.value
     pitch_hop_ms: float | None = None  # None: DEFAULT_PITCH_HOP_MS[pitch_model]
     viterbi: bool = True
     silence_db: float = -70.0  # skip CREPE where all loudness in its window is below this
@@ -274,29 +275,3 @@ def compute_features(
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     """Trim or extend (holding the last value) a frame array to `n` frames."""
     return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)), mode="edge")
-
-
-def detect_notes(
-    loudness_db: np.ndarray,
-    f0_confidence: np.ndarray,
-    confidence_threshold: float = 0.7,
-    loudness_floor_db: float = -60.0,
-    smoothing: int = 9,
-) -> np.ndarray:
-    """Frames where a note sounds: confident pitch and loudness above a floor, smoothed.
-
-    Args:
-        loudness_db, f0_confidence: ``[frames]``.
-        confidence_threshold: minimum f0 confidence (0..1).
-        loudness_floor_db: minimum loudness (dB).
-        smoothing: frames of a moving majority filter (odd) that removes flicker.
-    Returns:
-        bool ``[frames]``.
-    """
-    on = (np.asarray(f0_confidence) >= confidence_threshold) & (
-        np.asarray(loudness_db) > loudness_floor_db
-    )
-    if smoothing > 1 and len(on) >= smoothing:
-        kernel = np.ones(smoothing) / smoothing
-        on = np.convolve(on.astype(float), kernel, mode="same") > 0.5
-    return on

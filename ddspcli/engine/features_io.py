@@ -78,6 +78,100 @@ def _pyplot():
     return plt
 
 
+def expected_frames(source: str, settings, decoded: np.ndarray | None = None) -> int:
+    """Feature frames `source` will give (from its header; `decoded` when already read),
+    0 when it cannot be read (the decoding error is reported when its turn comes)."""
+    import soundfile as sf
+
+    from ddspcli.engine import features
+
+    if decoded is not None:
+        return features.n_frames(len(decoded), settings.hop)
+    try:
+        info = sf.info(source)
+    except Exception:  # any unreadable file: reported with a clear message by read_audio
+        return 0
+    samples = round(info.frames * settings.sample_rate / info.samplerate)
+    return features.n_frames(samples, settings.hop)
+
+
+def output_targets(files: list[str], output: str | None, fmt: str) -> dict[str, str]:
+    """Where each input's features go: `output` (a file, ``-`` or None: stdout) for one input,
+    else ``OUTPUT/<stem>.features.<fmt>`` (the folder is created).
+
+    Raises:
+        ValueError: several inputs and no folder to put their files in (a usage error).
+        OutputError: the folder cannot be created.
+    """
+    if len(files) == 1 and (output is None or output == "-" or not Path(output).is_dir()):
+        return {files[0]: output or "-"}
+    if output is None or output == "-":
+        raise ValueError("several inputs need -o FOLDER for their feature files")
+    folder = Path(output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage.output_error(folder, err) from None
+    targets, seen = {}, set()
+    for name in files:
+        stem = "stdin" if name == "-" else Path(name).stem
+        while stem in seen:
+            stem += "_"
+        seen.add(stem)
+        targets[name] = str(folder / f"{stem}.features.{fmt}")
+    return targets
+
+
+def check_targets(targets: dict[str, str], plot_png: str | Path | None, *, force: bool) -> None:
+    """Fail before any work when a features output must not or cannot be written."""
+    for target in [*targets.values(), *([plot_png] if plot_png is not None else [])]:
+        storage.check_output(target, force=force)
+
+
+def extract_to_files(
+    files: list[str],
+    targets: dict[str, str],
+    fmt: str,
+    settings,
+    weights: str,
+    *,
+    plot_png: str | Path | None = None,
+    force: bool = False,
+    progress=None,
+) -> list[dict]:
+    """`ddsp features`: compute each file's features and write them to its target.
+
+    Files are decoded one at a time, so a folder of long recordings stays within memory; stdin
+    (``-``) is read once. Outputs are checked before any work (`storage.check_output`).
+
+    Args:
+        targets: input -> output path or ``-`` (see `output_targets`).
+        settings: `features.FeatureSettings`. weights: the CREPE checkpoint.
+        plot_png: a PNG of the (single) input's features.
+        progress: ``(total_frames) -> callback(frames_done)``, or None.
+    Returns:
+        One record per input: source, output, frames.
+    """
+    from ddspcli.engine import audio, features
+
+    check_targets(targets, plot_png, force=force)
+    stdin = {n: audio.read_audio(n, settings.sample_rate)[0] for n in files if n == "-"}
+    total = sum(expected_frames(n, settings, stdin.get(n)) for n in files)
+    advance = progress(total) if progress is not None else None
+    records = []
+    for name in files:
+        samples = stdin[name] if name in stdin else audio.read_audio(name, settings.sample_rate)[0]
+        feats = features.compute_features(samples, weights, settings, advance)
+        meta = {"source": name, "sample_rate": settings.sample_rate,
+                "frame_rate": settings.frame_rate, "settings": settings.to_dict()}  # fmt: skip
+        write(encode(feats, fmt, meta), targets[name], force=force)
+        if plot_png is not None:
+            plot(samples, feats, settings.sample_rate, settings.frame_rate, plot_png,
+                 title=Path(name).name, force=force)  # fmt: skip
+        records.append({"source": name, "output": targets[name], "frames": len(feats["f0_hz"])})
+    return records
+
+
 def save_png(fig, dest: str | Path, *, force: bool, dpi: int) -> None:
     """Write a matplotlib figure as PNG through `storage.atomic_write`, then close it."""
     import matplotlib.pyplot as plt

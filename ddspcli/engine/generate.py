@@ -369,7 +369,6 @@ def run(
     """
     import time
 
-    from ddspcli.engine import audio as audio_io
     from ddspcli.engine import features_io, transfer
 
     start = time.perf_counter()
@@ -383,18 +382,16 @@ def run(
     features = {k: np.concatenate([np.repeat(v[:1], preroll, axis=0), v]) for k, v in
                 features.items()}  # fmt: skip
     rendered = transfer.render(loaded, features, None, rsettings, (), progress)["audio"]
-    rendered = rendered[preroll * loaded.model.hop :]
-    gain = transfer.peak_gain(rendered, rsettings.peak_db, rsettings.normalize)
-    rendered *= np.float32(gain)
-    out_rate = rsettings.sample_rate or sr
-    written = audio_io.resample(rendered, sr, out_rate) if out_rate != sr else rendered
-    audio_io.write_wav(output, written, out_rate, force=force, subtype=rsettings.subtype)
+    parts = {"audio": rendered[preroll * loaded.model.hop :]}
+    n_samples = len(parts["audio"])
+    gain, out_rate = transfer.write_rendered(parts, {"audio": output}, sr, rsettings, force=force)
+    rendered = parts["audio"]
     meta = {"sample_rate": sr, "frame_rate": frame_rate, "model": model_name,
-            "n_samples": len(rendered)}  # fmt: skip
+            "n_samples": n_samples}  # fmt: skip
     if save_features is not None:
         features_io.write(features_io.encode(controls, "npz", meta), save_features, force=force)
     if plot is not None:
-        features_io.plot(rendered, controls, sr, frame_rate, plot,
+        features_io.plot(rendered, controls, out_rate, frame_rate, plot,
                          title=f"generated -> {model_name}", force=force)  # fmt: skip
-    return transfer.output_summary(output, model_name, rendered, len(rendered) / sr, out_rate,
+    return transfer.output_summary(output, model_name, rendered, n_samples / sr, out_rate,
                                    time.perf_counter() - start, gain)  # fmt: skip

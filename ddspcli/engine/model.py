@@ -15,15 +15,14 @@ from pathlib import Path
 
 import gin
 
-from ddspcli import storage
+from ddspcli import choices, storage
 from ddspcli.engine import dsp, nn, synths
 from ddspcli.engine._tensorflow import tf
 
 F0_RANGE = 127.0  # MIDI notes
 LD_RANGE = 80.0  # dB
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-VARIANTS = ("harmonic", "harmonic+noise", "harmonic+noise+reverb", "tiny")
-DEFAULT_VARIANT = "harmonic+noise+reverb"
+VARIANTS = choices.values(choices.Variant)
 
 
 def preprocess(f0_hz: tf.Tensor, loudness_db: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -26,7 +26,6 @@ CENTS_PER_BIN = 20.0
 CENTS_OFFSET = 1997.3794084376191  # cents re 10 Hz of bin 0
 BIN_CENTS = CENTS_OFFSET + CENTS_PER_BIN * np.arange(N_BINS)
 CAPACITY = {"full": 32, "tiny": 4}
-WIDTHS = (512, 64, 64, 64, 64, 64)
 STRIDES = (4, 1, 1, 1, 1, 1)
 FILTER_FACTORS = (32, 4, 4, 4, 8, 16)
 PADDINGS = ((254, 254), *[(31, 32)] * 5)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ddspcli import __version__, storage
 from ddspcli.engine import audio, data, features
-from ddspcli.errors import DdspError, OutputError
+from ddspcli.errors import DdspError, OutputError, RunError
 
 CACHE_DIR = ".cache/features"
 RECORDS_DIR = ".cache/records"
@@ -155,7 +155,9 @@ def run_features_beam(
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError:
-        raise DdspError("--runner beam needs Apache Beam: pip install 'ddspcli[beam]'") from None
+        raise RunError(
+            "--runner beam needs Apache Beam: pip install 'ddspcli[beam]'"
+        ) from None
     options = PipelineOptions(beam_options)
     with beam.Pipeline(options=options) as pipeline:
         (
@@ -385,3 +387,17 @@ def prepare(
 def with_features(settings: PrepareSettings, **changes) -> PrepareSettings:
     """Copy of `settings` with some feature settings changed."""
     return replace(settings, features=replace(settings.features, **changes))
+
+
+def report(info: dict, records: list) -> dict:
+    """The summary `ddsp prepare` prints: files used and skipped (with reasons), minutes of
+    audio used, examples per split and how the split was made."""
+    used = [r for r in records if r.status == "ok"]
+    return {
+        "output": info["splits"],
+        "files_used": len(used),
+        "skipped": [{"path": r.path, "reason": r.reason} for r in records if r.status != "ok"],
+        "minutes": round(sum(r.duration_s for r in used) / 60.0, 3),
+        "examples": {s: info["splits"][s]["examples"] for s in info["splits"]},
+        "split_by": info["split_by"],
+    }

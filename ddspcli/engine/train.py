@@ -21,17 +21,17 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from ddspcli import __version__, storage
+from ddspcli import __version__, choices, storage
 from ddspcli.engine import data, losses, nn
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
-from ddspcli.errors import DdspError, InputError, OutputError
+from ddspcli.errors import InputError, OutputError, RunError
 
 STATE_JSON = "state.json"
 TRAIN_JSON = "train.json"
@@ -42,21 +42,21 @@ CHECKPOINTS = "checkpoints"
 class TrainSettings:
     """Optimisation and bookkeeping; stored in ``train.json`` and reused on resume."""
 
-    steps: int = 30000
-    batch_size: int = 16
-    learning_rate: float = 3e-4
+    steps: int = choices.TRAIN_STEPS
+    batch_size: int = choices.TRAIN_BATCH_SIZE
+    learning_rate: float = choices.TRAIN_LEARNING_RATE
     decay_steps: int = 10000
     decay_rate: float = 0.98
     clip_norm: float = 3.0
     seed: int = 0
-    checkpoint_every: int = 500
-    keep: int = 3
+    checkpoint_every: int = choices.TRAIN_CHECKPOINT_EVERY
+    keep: int = choices.TRAIN_KEEP
     eval_batches: int = 0  # 0: the whole eval split
-    summary_every: int = 50
+    summary_every: int = choices.TRAIN_SUMMARY_EVERY
     stop_loss: float | None = None  # stop once the eval loss is at or below this
     patience: int | None = None  # stop after this many evals without improvement
     jit: bool = False
-    strategy: str = "auto"
+    strategy: str = choices.Strategy.AUTO.value
     shuffle_buffer: int = 1000
 
     @classmethod
@@ -85,7 +85,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             raise InputError("--strategy multiworker needs TF_CONFIG describing the cluster")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise InputError(f"unknown strategy {name!r}; use auto, default, mirrored or multiworker")
+    known = ", ".join(choices.values(choices.Strategy))
+    raise ValueError(f"unknown strategy {name!r}; use {known}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +215,10 @@ class Trainer:
 
     # -- the compiled steps ---------------------------------------------------------------
 
+    def train_step(self, batch) -> float:
+        """One optimisation step on every replica; returns the mean loss."""
+        return float(self._train_step(batch))
+
     def _distributed_train_step(self, batch) -> tf.Tensor:
         """One step on every replica; the mean loss."""
         per_replica = self.strategy.run(self._replica_train_step, args=(batch,))
@@ -242,7 +247,8 @@ class Trainer:
 
     # -- data -----------------------------------------------------------------------------
 
-    def _train_batches(self) -> Iterator:
+    def train_batches(self) -> Iterator:
+        """The training split, shuffled by the seed, repeated, from the current step's data."""
         s = self.settings
         ds = data.make_dataset(
             self.data_dir, "train", s.batch_size, shuffle=True, repeat=True, seed=s.seed,
@@ -303,76 +309,12 @@ class Trainer:
             self.model_info(),
         )  # fmt: skip
 
-    # -- the loop -------------------------------------------------------------------------
-
-    def fit(self, report: Callable[[Summary], None], stop: Callable[[], bool]) -> str:
-        """Train until `settings.steps`, an early stop, or `stop()` (then checkpoint).
-
-        Returns:
-            why it ended: ``done``, ``stop_loss``, ``plateau`` or ``interrupted``.
-        """
-        s = self.settings
-        batches = self._train_batches()
-        writer = tf.summary.create_file_writer(str(self.run.path / "logs" / "train"))
-        eval_writer = tf.summary.create_file_writer(str(self.run.path / "logs" / "eval"))
-        evals_without_gain = 0
-        best = (self.run.state.get("best") or {}).get("eval_loss", math.inf)
-        window_start, window_steps, losses_seen = time.perf_counter(), 0, []
-        reason = "done"
-        while int(self.step.numpy()) < s.steps:
-            loss = float(self._train_step(next(batches)))
-            if not math.isfinite(loss):
-                raise DdspError(
-                    f"training diverged at step {int(self.step.numpy())} (loss {loss}); "
-                    "lower --learning-rate or resume from the last checkpoint"
-                )
-            step = int(self.step.numpy())
-            losses_seen.append(loss)
-            window_steps += 1
-            stopping = stop()  # read once: a signal between two reads must not skip the save
-            due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps or stopping
-            if step % s.summary_every == 0 or due_checkpoint:
-                elapsed = time.perf_counter() - window_start
-                summary = Summary(step, float(np.mean(losses_seen)), self._learning_rate(),
-                                  window_steps / max(elapsed, 1e-9))  # fmt: skip
-                with writer.as_default(step=step):
-                    tf.summary.scalar("loss", summary.loss)
-                    tf.summary.scalar("learning_rate", summary.learning_rate)
-                    tf.summary.scalar("steps_per_sec", summary.steps_per_sec)
-                window_steps, losses_seen = 0, []
-                if due_checkpoint:
-                    summary.eval_loss = self.evaluate()
-                    summary.checkpoint = self.save(summary.eval_loss)
-                    self._write_eval_summaries(eval_writer, step, summary.eval_loss)
-                    if summary.eval_loss is not None:
-                        if summary.eval_loss < best - 1e-6:
-                            best, evals_without_gain = summary.eval_loss, 0
-                        else:
-                            evals_without_gain += 1
-                report(summary)
-                window_start = time.perf_counter()  # eval and saving are not training speed
-                if stopping:
-                    reason = "interrupted"
-                    break
-                if (
-                    s.stop_loss is not None
-                    and summary.eval_loss is not None
-                    and summary.eval_loss <= s.stop_loss
-                ):
-                    reason = "stop_loss"
-                    break
-                if s.patience is not None and evals_without_gain >= s.patience:
-                    reason = "plateau"
-                    break
-        writer.flush()
-        eval_writer.flush()
-        return reason
-
-    def _learning_rate(self) -> float:
+    def learning_rate(self) -> float:
+        """The scheduled learning rate at the current step."""
         lr = self.optimizer.learning_rate
         return float(lr(self.step) if callable(lr) else lr)
 
-    def _write_eval_summaries(self, writer, step: int, eval_loss: float | None) -> None:
+    def write_eval_summaries(self, writer, step: int, eval_loss: float | None) -> None:
         """Eval loss, and one eval example's audio and spectrograms (target vs resynthesis)."""
         if eval_loss is None:
             return
@@ -383,6 +325,90 @@ class Trainer:
             pair = tf.stack([batch["audio"][0], audio[0]])[..., None]
             tf.summary.audio("target_vs_resynthesis", pair, self.model.sample_rate)
             tf.summary.image("spectrograms", _spectrogram_images(pair[..., 0]), max_outputs=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop and its stop policy.
+
+
+class StopPolicy:
+    """When to stop early: the eval loss reached `stop_loss`, or `patience` evals in a row did
+    not improve on the best one (which a resumed run remembers from its state)."""
+
+    def __init__(self, stop_loss: float | None, patience: int | None, best: float) -> None:
+        self.stop_loss, self.patience, self.best = stop_loss, patience, best
+        self.evals_without_gain = 0
+
+    def after_eval(self, eval_loss: float | None) -> str | None:
+        """Record an eval; return ``stop_loss`` or ``plateau`` to stop, None to go on."""
+        if eval_loss is None:
+            return None
+        if eval_loss < self.best - 1e-6:
+            self.best, self.evals_without_gain = eval_loss, 0
+        else:
+            self.evals_without_gain += 1
+        if self.stop_loss is not None and eval_loss <= self.stop_loss:
+            return "stop_loss"
+        if self.patience is not None and self.evals_without_gain >= self.patience:
+            return "plateau"
+        return None
+
+
+def fit(trainer: Trainer, report: Callable[[Summary], None], stop: Callable[[], bool]) -> str:
+    """Train until ``settings.steps``, an early stop, or `stop()` (then checkpoint).
+
+    Every ``summary_every`` steps a `Summary` goes to `report` and TensorBoard; every
+    ``checkpoint_every`` steps (and at the end, and when stopped) the eval loss is measured
+    and a checkpoint saved.
+
+    Returns:
+        why it ended: ``done``, ``stop_loss``, ``plateau`` or ``interrupted``.
+    Raises:
+        RunError: the loss became NaN or infinite (training diverged).
+    """
+    s = trainer.settings
+    batches = trainer.train_batches()
+    logs = trainer.run.path / "logs"
+    writer = tf.summary.create_file_writer(str(logs / "train"))
+    eval_writer = tf.summary.create_file_writer(str(logs / "eval"))
+    best = (trainer.run.state.get("best") or {}).get("eval_loss", math.inf)
+    policy = StopPolicy(s.stop_loss, s.patience, best)
+    window_start, window_steps, losses_seen = time.perf_counter(), 0, []
+    reason = "done"
+    while int(trainer.step.numpy()) < s.steps:
+        loss = trainer.train_step(next(batches))
+        step = int(trainer.step.numpy())
+        if not math.isfinite(loss):
+            raise RunError(f"training diverged at step {step} (loss {loss}); "
+                           "lower --learning-rate or resume from the last checkpoint")  # fmt: skip
+        losses_seen.append(loss)
+        window_steps += 1
+        stopping = stop()  # read once: a signal between two reads must not skip the save
+        due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps or stopping
+        if step % s.summary_every and not due_checkpoint:
+            continue
+        elapsed = time.perf_counter() - window_start
+        summary = Summary(step, float(np.mean(losses_seen)), trainer.learning_rate(),
+                          window_steps / max(elapsed, 1e-9))  # fmt: skip
+        with writer.as_default(step=step):
+            tf.summary.scalar("loss", summary.loss)
+            tf.summary.scalar("learning_rate", summary.learning_rate)
+            tf.summary.scalar("steps_per_sec", summary.steps_per_sec)
+        window_steps, losses_seen = 0, []
+        early = None
+        if due_checkpoint:
+            summary.eval_loss = trainer.evaluate()
+            summary.checkpoint = trainer.save(summary.eval_loss)
+            trainer.write_eval_summaries(eval_writer, step, summary.eval_loss)
+            early = policy.after_eval(summary.eval_loss)
+        report(summary)
+        window_start = time.perf_counter()  # eval and saving are not training speed
+        if stopping or early:
+            reason = "interrupted" if stopping else early
+            break
+    writer.flush()
+    eval_writer.flush()
+    return reason
 
 
 def _spectrogram_images(audio: tf.Tensor) -> tf.Tensor:
@@ -398,9 +424,17 @@ def _spectrogram_images(audio: tf.Tensor) -> tf.Tensor:
 
 
 def open_run(
-    run: Path, data_dir: str, variant: str, gin_files: list[str], gin_params: list[str],
-    z: bool, settings: TrainSettings, force: bool, steps_given: bool,
-) -> tuple[Trainer, bool]:  # fmt: skip
+    run: Path,
+    data_dir: str,
+    settings: TrainSettings,
+    *,
+    variant: str = choices.DEFAULT_VARIANT.value,
+    gin_files: Sequence[str] = (),
+    gin_params: Sequence[str] = (),
+    z: bool = False,
+    force: bool = False,
+    steps_given: bool = False,
+) -> tuple[Trainer, bool]:
     """A new run, or the existing one at `run` resumed. Returns ``(trainer, resumed)``."""
     run = Path(run)
     folder = RunFolder(run)
@@ -423,7 +457,7 @@ def open_run(
         variant = train_json.get("variant", variant)
     else:
         try:
-            config = model_lib.config_text(variant, gin_files, gin_params, z)
+            config = model_lib.config_text(variant, list(gin_files), list(gin_params), z)
         except (OSError, ValueError) as err:
             raise InputError(str(err)) from None
         _prepare_run_folder(run, data_dir, config, settings, variant)
@@ -458,61 +492,6 @@ def _prepare_run_folder(
     if storage.exists(stats):
         storage.write_text(run / data.STATISTICS_JSON, storage.read_text(stats))
     _write_json(run / TRAIN_JSON, {**asdict(settings), "variant": variant, "data": data_dir})
-
-
-def export_model(run: Path, dest: Path, force: bool = False, extra: dict | None = None) -> dict:
-    """Inference-only copy of a model directory: the chosen checkpoint's model variables only.
-
-    The copy is flat (``model.json``, ``config.gin``, ``statistics.json``, ``ckpt.index``,
-    ``ckpt.data-*``) so that it can be listed file by file in a manifest. `extra` adds
-    publishing fields to ``model.json`` (name, description, license, attribution); the local
-    path of the training data is reduced to its folder name.
-    """
-    loaded = model_lib.load_model_dir(str(run))
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()) and not force:
-        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "ckpt"))
-        shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
-        if loaded.statistics:
-            _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
-        if has_mixture(run):
-            from ddspcli.engine import latent
-
-            shutil.copy(Path(run) / latent.MIXTURE_FILE, tmp / latent.MIXTURE_FILE)
-        info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
-        if info.get("dataset"):
-            info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
-        info.update(extra or {})
-        _write_json(tmp / model_lib.MODEL_JSON, info)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return info
-
-
-def has_mixture(run: Path) -> bool:
-    """Whether a run (or model) folder holds a fitted z mixture."""
-    from ddspcli.engine import latent
-
-    return (Path(run) / latent.MIXTURE_FILE).exists()
-
-
-def fit_z_mixture(run: Path, data_dir: str, seed: int = 0):
-    """Encode the training split with the run's chosen checkpoint, fit the z mixture (BIC),
-    and store it as ``RUN/z_mixture.npz``. Returns the `latent.Mixture`."""
-    from ddspcli.engine import latent
-
-    loaded = model_lib.load_model_dir(str(run))
-    z = latent.encode_dataset(loaded, data_dir, "train")
-    mixture = latent.fit_mixture(z, seed=seed)
-    mixture.save(Path(run) / latent.MIXTURE_FILE)
-    return mixture
 
 
 class StopFlag:

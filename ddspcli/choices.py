@@ -1,0 +1,87 @@
+"""Every default and every choice the engine and the CLI share, in one TensorFlow-free module.
+
+The engine takes its defaults from here, the CLI builds its option types (Enums), defaults and
+help strings from here, and a test compares every ``--help`` with this module, so the help can
+no longer drift from what the engine does.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
+
+class PitchModel(StrEnum):
+    """CREPE capacity."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+# CREPE runs every N ms and is interpolated in between (see BENCHMARKS.md, "Pitch accuracy").
+PITCH_HOP_MS = {PitchModel.FULL.value: 32.0, PitchModel.TINY.value: 16.0}
+FEATURES_PITCH_MODEL = PitchModel.FULL  # `features`, `prepare`: accuracy first
+TRANSFER_PITCH_MODEL = PitchModel.TINY  # `transfer`: 9x faster, as accurate on singing
+
+
+class Variant(StrEnum):
+    """Synthesis graph of a model (one gin file each in ddspcli/configs/)."""
+
+    HARMONIC = "harmonic"
+    HARMONIC_NOISE = "harmonic+noise"
+    HARMONIC_NOISE_REVERB = "harmonic+noise+reverb"
+    TINY = "tiny"
+
+
+DEFAULT_VARIANT = Variant.HARMONIC_NOISE_REVERB
+
+
+class Strategy(StrEnum):
+    """tf.distribute strategy of `fit`."""
+
+    AUTO = "auto"  # mirrored over the local GPUs when there are several, else default
+    DEFAULT = "default"
+    MIRRORED = "mirrored"
+    MULTIWORKER = "multiworker"  # TF_CONFIG describes the cluster
+
+
+# Training defaults of `fit` (the published DDSP recipe; see DESIGN.md).
+TRAIN_STEPS = 30000
+TRAIN_BATCH_SIZE = 16
+TRAIN_LEARNING_RATE = 3e-4
+TRAIN_CHECKPOINT_EVERY = 500
+TRAIN_KEEP = 3
+TRAIN_SUMMARY_EVERY = 50
+
+
+class Runner(StrEnum):
+    """Where `prepare` computes the per-file features."""
+
+    LOCAL = "local"  # this process or a local process pool
+    BEAM = "beam"  # an Apache Beam pipeline (needs the `beam` extra)
+
+
+class FeatureFormat(StrEnum):
+    """File format of `ddsp features`."""
+
+    CSV = "csv"
+    JSON = "json"
+    NPZ = "npz"
+
+
+class ZMode(StrEnum):
+    """How `generate` drives a z model."""
+
+    SAMPLE = "sample"  # a smooth path sampled from the stored mixture
+    MEAN = "mean"  # a mixture component's mean, held
+
+
+def values(choice: type[Enum]) -> tuple[str, ...]:
+    """The string values of an Enum of choices, in order."""
+    return tuple(str(member.value) for member in choice)
+
+
+def pitch_hop_help() -> str:
+    """The help line of ``--pitch-hop-ms``, with the engine's defaults."""
+    full, tiny = PITCH_HOP_MS["full"], PITCH_HOP_MS["tiny"]
+    return f"Run CREPE every N ms and interpolate (multiple of 4; default {full:g} for full, " \
+        f"{tiny:g} for tiny)."

@@ -1,0 +1,75 @@
+"""What several commands share: model protection, CREPE weights, render options, JSON output,
+and the one translation of an engine `ValueError` into a usage error."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ddspcli import choices, ui
+
+
+def emit_json(payload: object) -> None:
+    """Print `payload` as indented JSON on stdout (the one JSON writer of every command).
+
+    Shapes (README, "JSON output"): `info`, `transfer` and `eval` print a list with one object
+    per input or model, even for one; `prepare`, `generate` and `models list` one value.
+    """
+    json.dump(payload, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """An engine `ValueError` raised while checking option values is a usage error (exit 2)."""
+    try:
+        yield
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+def stdout_conflict(json_out: bool, output: str | None) -> None:
+    """``--json`` and ``-o -`` cannot both have stdout: a usage error."""
+    if json_out and output == "-":
+        raise typer.BadParameter("--json and -o - both use stdout; write the audio to a file")
+
+
+def protect_model(folder: str | Path) -> None:
+    """No output of this run may be written onto a file of the model in use."""
+    from ddspcli import storage
+
+    storage.protect_inputs(p for p in Path(folder).rglob("*") if p.is_file())
+
+
+def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
+    """Resolve ``crepe-<model>`` through the manifest (downloading if needed) to a file."""
+    from ddspcli import pretrained
+
+    spec = pretrained.get_spec(f"crepe-{model}")
+    return pretrained.pull(spec, progress) / spec.files[0].name
+
+
+PitchModelOpt = Annotated[choices.PitchModel, typer.Option(help="CREPE capacity.")]
+PitchHopOpt = Annotated[float | None, typer.Option(help=choices.pitch_hop_help())]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+# Rendering options shared by `transfer` and `generate`.
+ReverbOpt = Annotated[bool, typer.Option(help="Apply the model's reverb.")]
+SampleRateOpt = Annotated[
+    int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
+]
+PeakDbOpt = Annotated[
+    float,
+    typer.Option(help="Peak ceiling in dBFS (at most 0): louder output is turned down.", max=0.0),
+]
+NormalizeOpt = Annotated[
+    bool, typer.Option("--normalize", help="Scale the peak to exactly --peak-db.")
+]

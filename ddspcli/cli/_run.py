@@ -1,0 +1,155 @@
+"""Running the command tree: the one place where outcomes become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ddspcli import ui
+from ddspcli.cli._app import app
+from ddspcli.errors import EXIT_INTERNAL, DdspError
+
+
+def build_command():
+    """The click command tree of `app`, with every float option checked to be finite.
+
+    Checking the parsed values of every command in one place means no float option, present
+    or future, can let NaN or infinity through (``--semitones nan`` would render silence).
+    """
+    import functools
+    import math
+
+    from ddspcli.errors import OutputClosedError
+
+    click = _click()
+    command = typer.main.get_command(app)
+
+    def checked(sub):
+        original = sub.callback
+
+        @functools.wraps(original)
+        def callback(**kwargs):
+            ctx = click.get_current_context()
+            for param in ctx.command.params:
+                value = kwargs.get(param.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise typer.BadParameter(f"{value} is not a finite number", ctx, param)
+            try:
+                return original(**kwargs)
+            except BrokenPipeError:  # not an OSError for Typer, which would exit 1
+                raise OutputClosedError("stdout was closed by its reader") from None
+
+        sub.callback = callback
+
+    stack = [command]
+    while stack:
+        group = stack.pop()
+        for sub in getattr(group, "commands", {}).values():
+            stack.append(sub)
+            if sub.callback is not None:
+                checked(sub)
+    return command
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``ddsp`` with `argv` (default: the process's) and return its exit code.
+
+    The one place where outcomes become exit codes: usage errors one line and 2, `DdspError`s
+    one line and their code, a reader that closed stdout 141 (quietly, as a process killed
+    by SIGPIPE), Ctrl-C 130, anything else a bug (1; the traceback with ``-v``). Warnings
+    the engine raises as `DdspWarning` are printed as ``warning:`` lines.
+    """
+    import warnings
+
+    from ddspcli import storage
+    from ddspcli.errors import EXIT_INTERRUPTED, EXIT_USAGE, DdspWarning, OutputClosedError
+
+    storage.forget_inputs()
+    ui.state.verbosity = ui.NORMAL
+    show = warnings.showwarning
+
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, DdspWarning):
+            ui.warn(str(message))
+        else:
+            show(message, category, *args, **kwargs)
+
+    click = _click()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DdspWarning)
+            warnings.showwarning = show_warning
+            code = build_command().main(args=argv, prog_name="ddsp", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.NoArgsIsHelpError as err:
+        print(err.ctx.get_help(), file=sys.stderr)
+        return EXIT_USAGE
+    except click.UsageError as err:
+        ui.error(_usage_line(err))
+        return EXIT_USAGE
+    except click.ClickException as err:
+        ui.error(err.format_message())
+        return err.exit_code
+    except (click.Abort, typer.Abort):
+        return EXIT_INTERRUPTED
+    except (OutputClosedError, BrokenPipeError):
+        return _stdout_closed()
+    except DdspError as err:
+        ui.error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a bug: say so in one line, traceback with --verbose
+        if ui.state.verbosity >= ui.VERBOSE:
+            raise
+        ui.error(f"internal error: {type(err).__name__}: {err} (rerun with -v for a traceback)")
+        return EXIT_INTERNAL
+
+
+def _click():
+    """The click that Typer runs on: vendored as ``typer._click`` since Typer 0.22, the click
+    package before. Returns a namespace with the exceptions and `get_current_context`."""
+    from types import SimpleNamespace
+
+    try:
+        from typer._click import exceptions, globals
+    except ImportError:  # an older Typer on the click package
+        import click
+
+        exceptions = globals = click
+    names = ("UsageError", "ClickException", "NoArgsIsHelpError")
+    return SimpleNamespace(get_current_context=globals.get_current_context,
+                           Abort=getattr(exceptions, "Abort", typer.Abort),
+                           **{n: getattr(exceptions, n) for n in names})  # fmt: skip
+
+
+def _usage_line(err) -> str:
+    """A usage error as one line, with the command's --help hint."""
+    message = " ".join(err.format_message().split())
+    where = err.ctx.command_path if err.ctx is not None else "ddsp"
+    return f"{message} (see `{where} --help`)"
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, like a SIGPIPE'd process.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush cannot fail again.
+    """
+    import os
+
+    from ddspcli.errors import EXIT_PIPE
+
+    ui.debug("stdout was closed by its reader; output cut short")
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (an in-process test): nothing to protect
+        pass
+    return EXIT_PIPE
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+

@@ -1,0 +1,120 @@
+"""`ddsp prepare`: audio files -> a sharded TFRecord dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ddspcli import choices, ui
+from ddspcli.cli._app import app
+from ddspcli.cli._common import (
+    JsonOpt,
+    PitchHopOpt,
+    PitchModelOpt,
+    emit_json,
+    pitch_weights,
+    usage_errors,
+)
+
+
+@app.command("prepare")
+def prepare_command(
+    inputs: Annotated[list[str], typer.Argument(help="Audio files, folders (recursive), globs.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Dataset folder to write (or gs://..., s3://...).")
+    ],
+    example_secs: Annotated[float, typer.Option(help="Example length (s).", min=0.1)] = 4.0,
+    hop_secs: Annotated[float, typer.Option(help="Hop between examples (s).", min=0.004)] = 1.0,
+    eval_fraction: Annotated[
+        float, typer.Option(help="Share held out for evaluation (by file).", min=0.0, max=0.9)
+    ] = 0.1,
+    sample_rate: Annotated[
+        int,
+        typer.Option(help="Audio rate (Hz) of the dataset (pitch is tracked on a 16 kHz copy)."),
+    ] = 16000,
+    frame_rate: Annotated[int, typer.Option(help="Feature frames per second.")] = 250,
+    pitch_model: PitchModelOpt = choices.FEATURES_PITCH_MODEL,
+    pitch_hop_ms: PitchHopOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes (default: cores / 2).", min=1)
+    ] = None,
+    runner: Annotated[choices.Runner, typer.Option(help="Where the features are computed.")] = (
+        choices.Runner.LOCAL
+    ),
+    beam_options: Annotated[
+        str, typer.Option(help='Options for Beam, e.g. "--runner=DataflowRunner --project=p".')
+    ] = "",
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Exit 0 even when some inputs were skipped.")
+    ] = False,
+    json_out: JsonOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo a finished dataset.")] = False,
+) -> None:
+    """Audio -> sharded TFRecords (audio, f0_hz, f0_confidence, loudness_db) + statistics.
+
+    Interrupted runs resume: rerun the same command and finished files are not recomputed.
+    Inputs are files (stdin cannot be read twice; save it to a file first). --json: one object.
+    """
+    import os
+    import shlex
+
+    from ddspcli import storage
+    from ddspcli.engine import audio, features, prepare
+    from ddspcli.errors import EXIT_INPUT
+
+    feature_settings = features.FeatureSettings(
+        sample_rate=sample_rate, frame_rate=frame_rate, pitch_model=pitch_model.value,
+        pitch_hop_ms=pitch_hop_ms,
+    )  # fmt: skip
+    settings = prepare.PrepareSettings(
+        example_secs, hop_secs, eval_fraction, features=feature_settings
+    )
+    with usage_errors():
+        feature_settings.validate()
+        settings.samples(example_secs)
+        if "-" in inputs:
+            raise ValueError("prepare reads its inputs more than once, so not from stdin: "
+                             "save the audio to a file and give its path")  # fmt: skip
+    files = audio.find_audio(inputs)
+    storage.check_output_folder(output, [*files, *inputs])
+    prepare.check_outdir(output, force)
+    with ui.DownloadProgress() as download:
+        weights = pitch_weights(feature_settings.pitch_model, download)
+    workers = workers or max(1, (os.cpu_count() or 1) // 2)
+    minutes = {"done": 0.0}
+    with ui.CountProgress("features", len(files)) as bar:
+
+        def on_file(record: dict) -> None:
+            minutes["done"] += record["duration_s"] / 60.0
+            bar.advance(1, f"{minutes['done']:.1f} audio min")
+            if record["status"] != "ok":
+                ui.warn(f"skipped {record['path']}: {record['reason']}")
+
+        info, records = prepare.prepare(
+            files, output, str(weights), settings, runner=runner.value, workers=workers,
+            beam_options=shlex.split(beam_options), force=force, on_file=on_file,
+        )  # fmt: skip
+    summary = prepare.report(info, records)
+    if json_out:
+        emit_json(summary)
+    else:
+        _print_report(summary)
+    if summary["skipped"] and not skip_bad:
+        ui.error(
+            f"{len(summary['skipped'])} of {len(records)} inputs skipped (see above); "
+            "pass --skip-bad to accept a partial dataset"
+        )
+        raise typer.Exit(EXIT_INPUT)
+
+
+def _print_report(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, show_header=False)
+    table.add_row("files used", str(report["files_used"]))
+    table.add_row("files skipped", str(len(report["skipped"])))
+    table.add_row("audio minutes", f"{report['minutes']:.2f}")
+    table.add_row("train examples", str(report["examples"]["train"]))
+    table.add_row("eval examples", f"{report['examples']['eval']} (split by {report['split_by']})")
+    ui.err_console.print(table)

@@ -1,0 +1,155 @@
+"""`ddsp transfer`: recordings resynthesized by an instrument model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ddspcli import choices, ui
+from ddspcli.cli._app import app
+from ddspcli.cli._common import (
+    ForceOpt,
+    NormalizeOpt,
+    PeakDbOpt,
+    PitchHopOpt,
+    PitchModelOpt,
+    ReverbOpt,
+    SampleRateOpt,
+    emit_json,
+    pitch_weights,
+    protect_model,
+    stdout_conflict,
+    usage_errors,
+)
+
+
+@app.command("transfer")
+def transfer_command(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Audio files, folders, globs, or - (stdin).", show_default=False),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (`ddsp models list`) or directory.")
+    ] = "violin",
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="WAV file or - (default: <input>.<model>.wav)."),
+    ] = None,
+    out_dir: Annotated[
+        str | None, typer.Option(help="Folder for the outputs of several inputs.")
+    ] = None,
+    octave: Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")] = 0,
+    semitones: Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")] = 0.0,
+    loudness_shift: Annotated[float, typer.Option(help="dB added to the loudness.")] = 0.0,
+    autotune: Annotated[
+        float,
+        typer.Option(help="0..1: pull the pitch towards the best-fitting scale.", min=0.0, max=1.0),
+    ] = 0.0,
+    auto_adjust: Annotated[
+        bool,
+        typer.Option(help="Move pitch by octaves and map loudness onto the model's training data."),
+    ] = True,
+    quiet_db: Annotated[
+        float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")
+    ] = 20.0,
+    note_confidence: Annotated[
+        float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
+    ] = 0.7,
+    reverb: ReverbOpt = True,
+    stems: Annotated[
+        str | None, typer.Option(help="Folder for the harmonic, noise and reverb parts.")
+    ] = None,
+    sample_rate: SampleRateOpt = None,
+    peak_db: PeakDbOpt = -1.0,
+    normalize: NormalizeOpt = False,
+    plot: Annotated[str | None, typer.Option(help="PNG of features and spectrograms.")] = None,
+    save_features: Annotated[
+        str | None, typer.Option(help="NPZ of the adjusted features (for --features).")
+    ] = None,
+    features_in: Annotated[
+        str | None,
+        typer.Option("--features", help="NPZ features to use instead of extracting them."),
+    ] = None,
+    pitch_model: PitchModelOpt = choices.TRANSFER_PITCH_MODEL,
+    pitch_hop_ms: PitchHopOpt = None,
+    block_secs: Annotated[
+        float, typer.Option(help="Seconds synthesized per block (memory).", min=0.1)
+    ] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of summaries (one per input).")
+    ] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Turn recordings into an instrument: extract features, adjust them, resynthesize.
+
+    Example: [bold]ddsp transfer speech.wav --model violin --octave 1[/bold]. Works in pipes:
+    [bold]sox in.mp3 -t wav - | ddsp transfer - -o - | sox - out.flac[/bold].
+    """
+    from ddspcli import pretrained, storage
+    from ddspcli.engine import adjust as adjust_lib
+    from ddspcli.engine import audio, features, transfer
+    from ddspcli.engine import model as model_lib
+
+    stdout_conflict(json_out, output)
+    files = audio.find_audio(inputs) if inputs else []
+    with usage_errors():  # checked before any model is fetched
+        tracker = features.FeatureSettings(pitch_model=pitch_model.value, pitch_hop_ms=pitch_hop_ms)
+        tracker.validate()
+        transfer.plan_jobs(files, "model", features_in=features_in, output=output,
+                           save_features=save_features, plot=plot)  # fmt: skip
+    storage.protect_inputs([*files, *([features_in] if features_in else [])])
+    with ui.DownloadProgress() as progress:
+        model_dir, name = pretrained.resolve_instrument(model, progress)
+        protect_model(model_dir)
+        loaded = model_lib.load_model_dir(model_dir)
+        with usage_errors():
+            fsettings = transfer.feature_settings(loaded.info, pitch_model.value, pitch_hop_ms)
+        jobs = transfer.plan_jobs(
+            files, name, features_in=features_in, output=output, out_dir=out_dir,
+            save_features=save_features, plot=plot, stems_dir=stems,
+        )  # fmt: skip
+        transfer.check_outputs(jobs, name, out_dir, force=force)
+        weights = None if features_in else str(pitch_weights(fsettings.pitch_model, progress))
+    adjustments = adjust_lib.Adjustments(
+        auto=auto_adjust, quiet_db=quiet_db, octaves=octave, semitones=semitones,
+        loudness_shift_db=loudness_shift, autotune=autotune, note_confidence=note_confidence,
+    )  # fmt: skip
+    rsettings = transfer.RenderSettings(
+        reverb=reverb, sample_rate=sample_rate, peak_db=peak_db, normalize=normalize,
+        seed=seed, block_s=block_secs,
+    )  # fmt: skip
+
+    def done(summary: dict) -> None:
+        for line in summary["warnings"]:
+            ui.warn(line)
+        ui.info(_transfer_line(summary))
+
+    with ui.CountProgress("transfer", 0, show_count=False) as bar:
+
+        def sized(total: int):
+            bar.set_total(total)
+            return bar.advance
+
+        summaries = transfer.run_jobs(
+            jobs, loaded, name, fsettings, adjustments, rsettings, weights, force=force,
+            progress=sized, on_done=done,
+        )  # fmt: skip
+    if json_out:
+        emit_json(summaries)
+
+
+def _transfer_line(summary: dict) -> str:
+    """``speech.wav (12.3 s) -> speech.violin.wav  +12 semitones  0.41 s/s``."""
+    target = "stdout" if summary["output"] == "-" else summary["output"]
+    shift = summary["adjustments"].get("semitones", 0.0)
+    rtf = summary["real_time_factor"]
+    return (
+        f"{summary['input']} ({summary['seconds']:.1f} s) -> {target}  "
+        f"{shift:+g} semitones  {summary['wall_s']:.1f} s wall"
+        + (f" ({rtf:.2f} s per audio s)" if rtf is not None else "")
+    )
+
+

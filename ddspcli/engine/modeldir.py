@@ -1,0 +1,98 @@
+"""Model folders as files: the inference-only export and the z mixture beside a model.
+
+A model folder (`model.load_model_dir` reads it) holds ``model.json``, ``config.gin``,
+``statistics.json`` and a TF checkpoint; a run folder of `ddsp fit` is one too. This module
+writes the derived files: the flat inference-only copy that ships in a manifest, and the
+Gaussian mixture over the training z frames that `generate` samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from ddspcli import storage
+from ddspcli.engine import data
+from ddspcli.engine import model as model_lib
+from ddspcli.engine._tensorflow import tf
+from ddspcli.errors import OutputError
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    storage.write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def export_model(
+    run: Path, dest: Path, *, force: bool = False, extra: dict | None = None
+) -> dict:
+    """Inference-only copy of a model directory: the chosen checkpoint's model variables only.
+
+    The copy is flat (``model.json``, ``config.gin``, ``statistics.json``, ``ckpt.index``,
+    ``ckpt.data-*``) so that it can be listed file by file in a manifest. `extra` adds
+    publishing fields to ``model.json`` (name, description, license, attribution); the local
+    path of the training data is reduced to its folder name.
+    """
+    storage.check_output_folder(dest, [run])
+    loaded = model_lib.load_model_dir(str(run))
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "ckpt"))
+        shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
+        if loaded.statistics:
+            _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
+        if has_mixture(run):
+            from ddspcli.engine import latent
+
+            shutil.copy(Path(run) / latent.MIXTURE_FILE, tmp / latent.MIXTURE_FILE)
+        info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
+        if info.get("dataset"):
+            info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
+        info.update(extra or {})
+        _write_json(tmp / model_lib.MODEL_JSON, info)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def has_mixture(run: Path) -> bool:
+    """Whether a run (or model) folder holds a fitted z mixture."""
+    from ddspcli.engine import latent
+
+    return (Path(run) / latent.MIXTURE_FILE).exists()
+
+
+def fit_z_mixture(run: Path, data_dir: str, seed: int = 0):
+    """Encode the training split with the run's chosen checkpoint, fit the z mixture (BIC),
+    and store it as ``RUN/z_mixture.npz``. Returns the `latent.Mixture`."""
+    from ddspcli.engine import latent
+
+    loaded = model_lib.load_model_dir(str(run))
+    z = latent.encode_dataset(loaded, data_dir, "train")
+    mixture = latent.fit_mixture(z, seed=seed)
+    mixture.save(Path(run) / latent.MIXTURE_FILE)
+    return mixture
+
+
+
+
+def update_mixture(run: Path, data_dir: str, seed: int = 0, *, trained_now: bool):
+    """Fit the z mixture of a z model when it was just trained or has none yet.
+
+    Returns:
+        The new `latent.Mixture`, or None when the model has no z encoder or its mixture is
+        up to date.
+    """
+    info = json.loads((Path(run) / model_lib.MODEL_JSON).read_text())
+    if not info.get("z_dims") or (has_mixture(run) and not trained_now):
+        return None
+    return fit_z_mixture(run, data_dir, seed)
