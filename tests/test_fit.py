@@ -19,7 +19,7 @@ from toneset import write_tone_dataset
 
 from ddspcli import pretrained
 from ddspcli.engine import data, features, model, train
-from ddspcli.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError
+from ddspcli.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, InputError
 
 SMALL = TONE_MODEL_PARAMS
 CLI_SMALL = [arg for p in SMALL for arg in ("--gin-param", p)]
@@ -165,7 +165,7 @@ def test_empty_missing_and_unwritable_give_clear_errors(tones, tmp_path):
     run = ddsp("fit", str(tones), "-o", str(blocker / "run"), "--steps", "1")
     assert run.returncode == EXIT_OUTPUT and "cannot write to" in run.stderr
     run = ddsp("fit", str(tones), "-o", str(tmp_path / "r"), "--variant", "huge")
-    assert run.returncode == EXIT_INPUT and "unknown variant" in run.stderr
+    assert run.returncode == EXIT_USAGE and "'huge' is not one of" in run.stderr
 
 
 def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
