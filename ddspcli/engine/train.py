@@ -182,8 +182,16 @@ class Summary:
     event: str = "train"
 
 
+def seed_process(seed: int) -> None:
+    """Process-wide TensorFlow state a run needs: the global seed, and deterministic ops
+    (same seed, same run, on CPU). Called by `open_run`, not hidden in `Trainer`."""
+    tf.random.set_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 class Trainer:
-    """Owns the model, optimizer, data, strategy and the run folder."""
+    """Owns the model, optimizer, data, strategy and the run folder: one step, the eval loss,
+    checkpoints. The loop and its stop policy are `fit` and `StopPolicy`."""
 
     def __init__(
         self, run: Path, data_dir: str, config: str, settings: TrainSettings, variant: str
@@ -192,8 +200,6 @@ class Trainer:
         self.data_dir, self.config, self.settings = data_dir, config, settings
         self.variant = variant
         self.info = data.read_info(data_dir)
-        tf.random.set_seed(settings.seed)
-        tf.config.experimental.enable_op_determinism()  # same seed, same run (on CPU)
         self.strategy = make_strategy(settings.strategy)
         rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
         bound = model_lib.bound_parameters(config, ("sample_rate", "frame_rate"))
@@ -462,6 +468,7 @@ def open_run(
             raise InputError(str(err)) from None
         _prepare_run_folder(run, data_dir, config, settings, variant)
     try:
+        seed_process(settings.seed)
         trainer = Trainer(run, data_dir, config, settings, variant)
     except ValueError as err:  # gin's errors are ValueErrors too
         raise InputError(f"bad model configuration: {err}") from None
