@@ -133,10 +133,8 @@ def transfer_command(
             bar.set_total(total)
             return bar.advance
 
-        summaries = transfer.run_jobs(
-            jobs, loaded, name, fsettings, adjustments, rsettings, weights, force=force,
-            progress=sized, on_done=done,
-        )  # fmt: skip
+        pipeline = transfer.Pipeline(loaded, name, fsettings, adjustments, rsettings, weights)
+        summaries = transfer.run_jobs(jobs, pipeline, force=force, progress=sized, on_done=done)
     if json_out:
         emit_json(summaries)
 

@@ -218,14 +218,21 @@ def check_outputs(jobs: list[Job], model_name: str, out_dir: str | None, *, forc
             storage.check_output(path, force=force)
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """What every job of one `ddsp transfer` run shares: the model and how it is driven."""
+
+    loaded: object  # model.LoadedModel
+    model_name: str
+    fsettings: object  # features.FeatureSettings of the model, with the chosen tracker
+    adjustments: Adjustments
+    rsettings: RenderSettings
+    weights_path: str | None  # the CREPE checkpoint (None with --features)
+
+
 def run_jobs(
     jobs: list[Job],
-    loaded,
-    model_name: str,
-    fsettings,
-    adjustments: Adjustments,
-    rsettings: RenderSettings,
-    weights_path: str | None,
+    pipeline: Pipeline,
     *,
     force: bool = False,
     progress=None,
@@ -242,6 +249,7 @@ def run_jobs(
     from ddspcli.engine import audio as audio_io
     from ddspcli.engine import features_io
 
+    fsettings = pipeline.fsettings
     stdin = {"-": audio_io.read_audio("-", fsettings.sample_rate)[0]} if any(
         j.source == "-" for j in jobs) else {}  # fmt: skip
     cost = FEATURE_COST.get(fsettings.pitch_model, 1.0) + RENDER_COST
@@ -250,9 +258,7 @@ def run_jobs(
     advance = progress(round(cost * (frames or 1))) if progress is not None else None
     summaries = []
     for job in jobs:
-        summary = run_job(job, loaded, model_name, fsettings, adjustments, rsettings,
-                          weights_path, advance, force=force,
-                          stdin=stdin.get(job.source))  # fmt: skip
+        summary = run_job(job, pipeline, advance, force=force, stdin=stdin.get(job.source))
         if on_done is not None:
             on_done(summary)
         summaries.append(summary)
@@ -261,21 +267,17 @@ def run_jobs(
 
 def run_job(
     job: Job,
-    loaded,
-    model_name: str,
-    fsettings,
-    adjustments: Adjustments,
-    rsettings: RenderSettings,
-    weights_path: str | None,
+    pipeline: Pipeline,
     advance=None,
+    *,
     force: bool = False,
     stdin: np.ndarray | None = None,
 ) -> dict:
     """Features -> adjustments -> rendering -> files, for one input.
 
     Args:
-        loaded: `model.LoadedModel`. fsettings: `features.FeatureSettings` of the model.
-        weights_path: CREPE checkpoint (unused when `job.features_in` is given).
+        pipeline: the model, its feature settings, the adjustments, the render settings and
+            the CREPE checkpoint (unused when `job.features_in` is given).
         advance: progress callback taking work units (`FEATURE_COST` per feature frame,
             `RENDER_COST` per rendered frame) and a status text.
         stdin: the decoded audio when `job.source` is ``-`` (read before, to size the bar).
@@ -291,6 +293,9 @@ def run_job(
     from ddspcli.errors import InputError
 
     start = time.perf_counter()
+    loaded, model_name, fsettings = pipeline.loaded, pipeline.model_name, pipeline.fsettings
+    adjustments, rsettings, weights_path = (pipeline.adjustments, pipeline.rsettings,
+                                            pipeline.weights_path)  # fmt: skip
     advance = advance or (lambda n, stage: None)
     label = (job.source or job.features_in).rsplit("/", 1)[-1]
     sr, hop = fsettings.sample_rate, fsettings.hop
