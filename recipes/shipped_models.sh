@@ -88,7 +88,7 @@ fit() {  # fit NAME [options]: train (or resume) in the background
 SF_DESC="sample-playback render (soundfonts, not a real recording): Bach BWV 1002 (4.8 min)"
 SF_ATTR="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
 declare -A DESC=(
-  [violin]="Solo violin: Bach Partita 1 and Sonata 2, real recordings (9.9 min)"
+  [violin]="Solo violin: Bach Partita 1 (mov. 6, 8) and Sonata 2 (mov. 4), real recordings (7.5 min)"
   [tenor_sax]="Tenor saxophone: MTG sustained notes and Medley-solos-DB excerpts, real recordings (5.7 min)"
   [flute-sf]="Flute, $SF_DESC"
   [trumpet-sf]="Trumpet, $SF_DESC"
@@ -109,11 +109,15 @@ declare -A ATTR=(
   [cello-sf]="$SF_ATTR"
 )
 
+# Manifest version of each shipped model: raised when its weights change.
+declare -A VERSION=([violin]=2 [tenor_sax]=1 [flute-sf]=1 [trumpet-sf]=1 [cello-sf]=1)
+
 export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
   local name=$1 run=${2:-$WORK/runs/$1}
   $DDSP models export "$run" -o "ddspcli/models/$name" --force --name "$name" \
     --description "${DESC[$name]}" --license "${LIC[$name]}" --attribution "${ATTR[$name]}" \
-    --manifest-source "bundled:models/$name" > "ddspcli/models/.$name.toml"
+    --version "${VERSION[$name]}" --manifest-source "bundled:models/$name" \
+    > "ddspcli/models/.$name.toml"
   python3 - "$name" <<'PY'
 import re, sys
 name = sys.argv[1]
