@@ -45,10 +45,11 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 }
 
 # Training budget and synthesis graph per model: all use the `tiny` network (GRU 256, batch 8,
-# lr 1e-3). Only the violin keeps the trainable reverb: on the others it smeared the output so
-# much that a speech transfer's re-tracked pitch drifted (tenor_sax: median 54 cents off with
-# the reverb, 5 cents without; see BENCHMARKS.md), and harmonic+noise alone scored better than
-# harmonic+noise+reverb in the variant comparison.
+# lr 1e-3) without the trainable reverb: it smeared the output so much that a speech
+# transfer's re-tracked pitch drifted (tenor_sax: median 54 cents off with the reverb, 5 cents
+# without; the violin with it passed the voice check on 4 of 12 clips, without it 11; see
+# BENCHMARKS.md), and harmonic+noise alone scored better than harmonic+noise+reverb in the
+# variant comparison.
 declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
 NO_REVERB="--gin-param Autoencoder.reverb_length=0"
 declare -A FIT_OPTS=([violin]=$NO_REVERB [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
