@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,25 @@ def test_bad_inputs_and_options(tmp_path):
     assert run.returncode == EXIT_USAGE
     run = ddsp("features", str(tmp_path / "a.wav"), "--format", "xml")
     assert run.returncode == EXIT_USAGE
+
+
+def test_output_targets_name_each_input_and_refuse_a_bad_folder(tmp_path):
+    from ddspcli.engine import features, features_io
+    from ddspcli.errors import OutputError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav"), "-"]
+    targets = features_io.output_targets(files, str(tmp_path / "out"), "csv")
+    assert [Path(t).name for t in targets.values()] == [
+        "x.features.csv", "x_.features.csv", "stdin.features.csv"]  # fmt: skip
+    assert (tmp_path / "out").is_dir()  # created
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match="cannot write"):
+        features_io.output_targets(files, str(blocker / "out"), "csv")
+    with pytest.raises(ValueError, match="-o FOLDER"):
+        features_io.output_targets(files, None, "csv")
+    settings = features.FeatureSettings()
+    assert features_io.expected_frames(str(tmp_path / "missing.wav"), settings) == 0
+    assert features_io.expected_frames("-", settings, np.zeros(6400, np.float32)) == 101
