@@ -134,3 +134,18 @@ def test_no_viterbi_changes_the_pitch_of_a_note_change(tmp_path):
         curves[flag] = np.array(json.loads(out.read_text())["f0_hz"])
     cents = 1200 * np.abs(np.log2(curves["--viterbi"] / curves["--no-viterbi"]))
     assert np.mean(cents > 1.0) > 0.01, np.mean(cents > 1.0)
+
+
+def test_the_readme_states_the_same_choices_and_defaults():
+    """The README's command table and prose name the choices and defaults of choices.py."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for option, enum in (("--variant", choices.Variant), ("--pitch-model", choices.PitchModel),
+                         ("--format", choices.FeatureFormat)):  # fmt: skip
+        assert f"`{option} " + "\\|".join(choices.values(enum)) in readme.replace(
+            "[--format ", "`--format ").replace("] [--plot", "` [--plot"), option
+    full, tiny = choices.PITCH_HOP_MS["full"], choices.PITCH_HOP_MS["tiny"]
+    assert f"By default CREPE {choices.FEATURES_PITCH_MODEL.value} runs every {full:g} ms" in readme
+    assert f"CREPE {choices.TRANSFER_PITCH_MODEL.value} every {tiny:g} ms" in readme
+    assert f"{choices.TRAIN_STEPS // 1000}k steps, batch {choices.TRAIN_BATCH_SIZE}" in readme
