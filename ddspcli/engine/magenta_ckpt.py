@@ -1,0 +1,195 @@
+"""Checkpoints written by the official DDSP library (ddsp 1.x-3.x) as ddspcli models.
+
+A checkpoint folder holds ``operative_config-N.gin`` (every binding of the run) and a TF2
+object checkpoint ``ckpt-N`` whose model variables live under ``model/...``. `read_config`
+reads the bindings this module understands into a `MagentaConfig`; `build_model` makes the
+ddspcli `Autoencoder` of the same shape and `load_weights` copies the variables by name into
+it, checking each shape. The official `RnnFcDecoder` is ddspcli's decoder with other names:
+one MLP stack per input key (dense, layer norm, leaky ReLU), a reset-after GRU over their
+concatenation, an output stack over ``[stacks..., gru]`` and one dense layer; only the input
+order differs (the official default is ``('ld_scaled', 'f0_scaled')``), so the rows of the
+GRU's input kernel and of the output stack's first kernel are permuted accordingly.
+
+Not yet here (issue 19): the z encoder, the noise filter's window size, the model folder
+writer and ``ddsp models import``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ddspcli.engine import model as model_lib
+from ddspcli.engine._tensorflow import tf
+from ddspcli.errors import ModelError
+
+SCALED_KEYS = {"f0_scaled": "f0", "ld_scaled": "ld"}
+
+
+@dataclass(frozen=True)
+class MagentaConfig:
+    """What ddspcli needs of an official operative config."""
+
+    sample_rate: int
+    frame_rate: int
+    rnn_channels: int
+    ch: int
+    layers_per_stack: int
+    input_keys: tuple[str, ...]
+    n_harmonics: int
+    n_noise_bands: int
+    reverb_length: int  # 0: no trainable reverb
+
+
+def _bindings(text: str) -> dict[str, str]:
+    """``Name.param`` -> the value's source text, continuation lines joined."""
+    joined = re.sub(r"\\\s*\n\s*", " ", text)
+    found = {}
+    for line in joined.splitlines():
+        match = re.match(r"^([A-Za-z_][\w.]*\.[A-Za-z_]\w*)\s*=\s*(.+)$", line.strip())
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def read_config(folder: str | Path) -> MagentaConfig:
+    """The shape of the model an official checkpoint folder holds.
+
+    Raises:
+        ModelError: no operative config, or one naming a decoder, encoder or rnn type that
+            ddspcli cannot represent (the binding is named).
+    """
+    configs = sorted(Path(folder).glob("operative_config-*.gin"),
+                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
+    if not configs:
+        raise ModelError(f"{folder} has no operative_config-N.gin; is it a ddsp checkpoint?")
+    text = configs[-1].read_text()
+    b = _bindings(text)
+
+    def value(name: str, default: object = None) -> object:
+        if name not in b:
+            if default is None:
+                raise ModelError(f"{configs[-1].name} has no binding {name}")
+            return default
+        source = b[name]
+        try:
+            return ast.literal_eval(source)
+        except (ValueError, SyntaxError):
+            return source
+
+    decoder = str(value("Autoencoder.decoder", "@decoders.RnnFcDecoder()"))
+    if "RnnFcDecoder" not in decoder:
+        raise ModelError(f"Autoencoder.decoder = {decoder}: only RnnFcDecoder is supported")
+    encoder = str(value("Autoencoder.encoder", "None"))
+    if encoder not in ("None", "none"):
+        raise ModelError(f"Autoencoder.encoder = {encoder}: z encoders are not imported yet")
+    rnn_type = str(value("RnnFcDecoder.rnn_type", "gru"))
+    if rnn_type != "gru":
+        raise ModelError(f"RnnFcDecoder.rnn_type = {rnn_type!r}: only 'gru' is supported")
+    splits = dict(value("RnnFcDecoder.output_splits"))
+    keys = tuple(value("RnnFcDecoder.input_keys", ("ld_scaled", "f0_scaled")))
+    unknown = [k for k in keys if k not in SCALED_KEYS]
+    if unknown:
+        raise ModelError(f"RnnFcDecoder.input_keys = {keys}: cannot feed {unknown}")
+    has_reverb = "Reverb()" in text.split("ProcessorGroup.dag", 1)[-1]
+    return MagentaConfig(
+        sample_rate=int(value("Harmonic.sample_rate", 16000)),
+        frame_rate=int(value("F0LoudnessPreprocessor.frame_rate", 250)),
+        rnn_channels=int(value("RnnFcDecoder.rnn_channels")),
+        ch=int(value("RnnFcDecoder.ch")),
+        layers_per_stack=int(value("RnnFcDecoder.layers_per_stack")),
+        input_keys=keys,
+        n_harmonics=int(splits["harmonic_distribution"]),
+        n_noise_bands=int(splits.get("noise_magnitudes", 0)),
+        reverb_length=int(value("Reverb.reverb_length", 48000)) if has_reverb else 0,
+    )
+
+
+def build_model(config: MagentaConfig) -> model_lib.Autoencoder:
+    """A ddspcli `Autoencoder` of the official model's shape (weights still initial)."""
+    return model_lib.Autoencoder(
+        sample_rate=config.sample_rate, frame_rate=config.frame_rate,
+        rnn_units=config.rnn_channels, mlp_units=config.ch, mlp_layers=config.layers_per_stack,
+        n_harmonics=config.n_harmonics, n_noise_bands=config.n_noise_bands,
+        reverb_length=config.reverb_length,
+    )  # fmt: skip
+
+
+def latest_checkpoint(folder: str | Path) -> str:
+    """The prefix of the newest ``ckpt-N`` in `folder` (`ModelError` when there is none)."""
+    indexes = sorted(Path(folder).glob("ckpt-*.index"),
+                     key=lambda p: int(p.stem.split("-")[-1]))  # fmt: skip
+    if not indexes:
+        raise ModelError(f"{folder} has no ckpt-N.index; copy the checkpoint files too")
+    return str(indexes[-1].with_suffix(""))
+
+
+def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: str) -> int:
+    """Copy the official checkpoint's ``model/...`` variables into `model`, by name.
+
+    Returns:
+        The number of variables copied (every variable of `model`).
+    Raises:
+        ModelError: an unreadable checkpoint, a missing variable or a wrong shape (named).
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as err:
+        raise ModelError(f"{prefix}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
+    copied: list[str] = []
+
+    def put(variable: tf.Variable, name: str, value: np.ndarray | None = None) -> None:
+        key = f"model/{name}/.ATTRIBUTES/VARIABLE_VALUE"
+        if value is None:
+            try:
+                value = reader.get_tensor(key)
+            except (tf.errors.OpError, ValueError):
+                raise ModelError(f"{prefix} has no variable model/{name}") from None
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ModelError(f"model/{name} has shape {list(value.shape)}, the configuration "
+                             f"gives {variable.shape.as_list()}")  # fmt: skip
+        variable.assign(value)
+        copied.append(name)
+
+    def tensor(name: str) -> np.ndarray:
+        try:
+            return reader.get_tensor(f"model/{name}/.ATTRIBUTES/VARIABLE_VALUE")
+        except (tf.errors.OpError, ValueError):
+            raise ModelError(f"{prefix} has no variable model/{name}") from None
+
+    def stack(mlp, name: str, rows: np.ndarray | None = None) -> None:
+        for i, (dense, norm) in enumerate(zip(mlp.dense, mlp.norm, strict=True)):
+            layer = f"{name}/layer_with_weights-{i}"
+            kernel = tensor(f"{layer}/layer_with_weights-0/kernel")
+            put(dense.kernel, f"{layer}/layer_with_weights-0/kernel",
+                kernel[rows] if i == 0 and rows is not None else kernel)  # fmt: skip
+            put(dense.bias, f"{layer}/layer_with_weights-0/bias")
+            put(norm.gamma, f"{layer}/layer_with_weights-1/gamma")
+            put(norm.beta, f"{layer}/layer_with_weights-1/beta")
+
+    ours = ["f0", "ld"]  # ddspcli's input order
+    theirs = [SCALED_KEYS[k] for k in config.input_keys]
+    width = config.ch if config.layers_per_stack else 1
+    rows = np.concatenate([np.arange(theirs.index(k) * width, (theirs.index(k) + 1) * width)
+                           for k in ours])  # fmt: skip
+    for index, key in enumerate(ours):
+        stack(model.stacks[index], f"decoder/input_stacks/{theirs.index(key)}")
+    put(model.rnn.kernel, "decoder/rnn/rnn/cell/kernel",
+        tensor("decoder/rnn/rnn/cell/kernel")[rows])  # fmt: skip
+    put(model.rnn.recurrent_kernel, "decoder/rnn/rnn/cell/recurrent_kernel")
+    put(model.rnn.bias, "decoder/rnn/rnn/cell/bias")
+    out_rows = np.concatenate([rows, np.arange(len(rows), len(rows) + config.rnn_channels)])
+    if config.layers_per_stack:
+        stack(model.out_stack, "decoder/out_stack", out_rows)
+        put(model.dense_out.kernel, "decoder/dense_out/kernel")
+    else:  # no stacks: the dense layer reads [inputs..., gru] directly
+        put(model.dense_out.kernel, "decoder/dense_out/kernel",
+            tensor("decoder/dense_out/kernel")[out_rows])  # fmt: skip
+    put(model.dense_out.bias, "decoder/dense_out/bias")
+    if model.reverb is not None:
+        put(model.reverb.ir, "processor_group/reverb/ir")
+    return len(copied)

@@ -1,0 +1,68 @@
+"""A checkpoint written by the official library (ddsp 3.7.0's own training code) drives
+ddspcli's model: same controls as the official library computed on the same features."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ddspcli.engine import magenta_ckpt
+from ddspcli.errors import ModelError
+
+
+@pytest.fixture(scope="module")
+def official(data_dir):
+    folder = data_dir / "ddsp370_solo_small"
+    with np.load(folder / "golden_controls.npz") as npz:
+        golden = {k: npz[k] for k in npz.files}
+    return folder, golden
+
+
+def test_the_config_is_read(official):
+    config = magenta_ckpt.read_config(official[0])
+    assert (config.rnn_channels, config.ch, config.layers_per_stack) == (64, 64, 3)
+    assert config.input_keys == ("ld_scaled", "f0_scaled")
+    assert (config.n_harmonics, config.n_noise_bands, config.reverb_length) == (60, 65, 48000)
+
+
+def test_controls_equal_the_official_library(official):
+    folder, golden = official
+    config = magenta_ckpt.read_config(folder)
+    model = magenta_ckpt.build_model(config)
+    copied = magenta_ckpt.load_weights(model, config, magenta_ckpt.latest_checkpoint(folder))
+    assert copied == len(model.trainable_variables) == 42  # the checkpoint's model/... keys
+    features = {"f0_hz": golden["f0_hz"][None], "loudness_db": golden["loudness_db"][None]}
+    raw, _ = model.decode(features)
+    for ours, theirs in (("amplitudes", "amps_raw"),
+                         ("harmonic_distribution", "harmonic_distribution_raw"),
+                         ("noise_magnitudes", "noise_magnitudes_raw")):  # fmt: skip
+        np.testing.assert_allclose(raw[ours].numpy()[0], golden[theirs], atol=5e-6, rtol=0)
+    controls, _ = model.controls(features)
+    pairs = (("amplitudes", "amps"), ("harmonic_distribution", "harmonic_distribution"),
+             ("noise_magnitudes", "noise_magnitudes"))  # fmt: skip
+    for ours, theirs in pairs:
+        scale = np.abs(golden[theirs]).max()
+        np.testing.assert_allclose(controls[ours].numpy()[0], golden[theirs], atol=1e-5 * scale)
+    np.testing.assert_array_equal(model.reverb.ir.numpy(), golden["ir"])
+
+
+def test_bad_folders_are_one_clear_error(official, tmp_path):
+    folder, _ = official
+    with pytest.raises(ModelError, match="no operative_config"):
+        magenta_ckpt.read_config(tmp_path)
+    with pytest.raises(ModelError, match=r"no ckpt-N\.index"):
+        magenta_ckpt.latest_checkpoint(tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    gin = other / "operative_config-0.gin"
+    gin.write_text(gin.read_text().replace("RnnFcDecoder.rnn_channels = 64",
+                                           "RnnFcDecoder.rnn_channels = 32"))  # fmt: skip
+    config = magenta_ckpt.read_config(other)
+    with pytest.raises(ModelError, match=r"rnn/cell/kernel has shape \[128, 192\]"):
+        magenta_ckpt.load_weights(magenta_ckpt.build_model(config), config,
+                                  magenta_ckpt.latest_checkpoint(other))  # fmt: skip
+    gin.write_text(gin.read_text().replace("@decoders.RnnFcDecoder()", "@decoders.MidiDecoder()"))
+    with pytest.raises(ModelError, match="only RnnFcDecoder"):
+        magenta_ckpt.read_config(other)
