@@ -66,3 +66,51 @@ def test_bad_folders_are_one_clear_error(official, tmp_path):
     gin.write_text(gin.read_text().replace("@decoders.RnnFcDecoder()", "@decoders.MidiDecoder()"))
     with pytest.raises(ModelError, match="only RnnFcDecoder"):
         magenta_ckpt.read_config(other)
+
+
+def test_models_import_writes_a_model_folder_every_command_can_use(official, data_dir, tmp_path):
+    import json
+    import os
+    import pickle
+
+    import soundfile as sf
+    from clirun import ddsp
+
+    from ddspcli.engine import model as model_lib
+    from ddspcli.errors import EXIT_MODEL, EXIT_OUTPUT
+
+    folder, golden = official
+    src = tmp_path / "solo_ckpt"
+    shutil.copytree(folder, src)
+    shutil.copy(data_dir / "ddsp370_dataset_statistics.pkl", src / "dataset_statistics.pkl")
+    run = ddsp("models", "import", src, "-o", tmp_path / "imported")
+    assert run.returncode == 0, run.stderr
+    loaded = model_lib.load_model_dir(str(tmp_path / "imported"))
+    assert loaded.info["steps"] == 30 and loaded.info["parameters"] == 132158  # the README's
+    assert loaded.statistics["mean_pitch"] == pytest.approx(68.53, abs=0.01)
+    raw, _ = loaded.model.decode({"f0_hz": golden["f0_hz"][None],
+                                  "loudness_db": golden["loudness_db"][None]})  # fmt: skip
+    np.testing.assert_allclose(raw["amplitudes"].numpy()[0], golden["amps_raw"], atol=5e-6)
+    out = tmp_path / "out.wav"
+    run = ddsp("transfer", data_dir / "speech_arctic_a0001.wav", "--model",
+               tmp_path / "imported", "-o", out, "--json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)[0]["adjustments"]["auto_adjusted"]
+    assert sf.info(out).frames == sf.info(data_dir / "speech_arctic_a0001.wav").frames
+    # Refusals: onto its own source, over an existing folder, a malicious statistics pickle.
+    assert ddsp("models", "import", src, "-o", src, "--force").returncode == EXIT_OUTPUT
+    assert ddsp("models", "import", src, "-o", tmp_path / "imported").returncode == EXIT_OUTPUT
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (src / "dataset_statistics.pkl").write_bytes(pickle.dumps({"x": Exploit()}))
+    run = ddsp("models", "import", src, "-o", tmp_path / "evil")
+    assert run.returncode == EXIT_MODEL and b"refused to unpickle" in run.stderr
+    assert not marker.exists() and not (tmp_path / "evil").exists()
+    (src / "dataset_statistics.pkl").unlink()
+    run = ddsp("models", "import", src, "-o", tmp_path / "nostats")
+    assert run.returncode == 0 and b"auto-adjust is off" in run.stderr
+    assert not (tmp_path / "nostats" / "statistics.json").exists()

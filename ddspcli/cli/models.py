@@ -170,3 +170,22 @@ def models_export(
         sys.stdout.write(pretrained.manifest_entry(output, entry_name, version, manifest_source))
 
 
+
+
+@models_app.command("import")
+def models_import(
+    src: Annotated[Path, typer.Argument(help="A checkpoint folder of the official DDSP library.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+) -> None:
+    """Import a model trained with the official DDSP library (magenta/ddsp 1.x-3.x).
+
+    The folder as its training left it: operative_config-N.gin, ckpt-N.index + .data, and
+    (from the notebook) dataset_statistics.pkl, read without running any code it names. The
+    result is a normal model folder for every command (--model DIR).
+    """
+    from ddspcli.engine import magenta_ckpt
+
+    info = magenta_ckpt.import_folder(src, output, force=force)
+    ui.info(f"imported {src} ({info['parameters']:,} parameters, step {info['steps']}) "
+            f"to {output}")  # fmt: skip

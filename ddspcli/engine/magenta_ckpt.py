@@ -193,3 +193,74 @@ def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: st
     if model.reverb is not None:
         put(model.reverb.ir, "processor_group/reverb/ir")
     return len(copied)
+
+
+def gin_text(config: MagentaConfig) -> str:
+    """ddspcli's ``config.gin`` for the official model's shape."""
+    values = {
+        "sample_rate": config.sample_rate, "frame_rate": config.frame_rate,
+        "rnn_units": config.rnn_channels, "mlp_units": config.ch,
+        "mlp_layers": config.layers_per_stack, "n_harmonics": config.n_harmonics,
+        "n_noise_bands": config.n_noise_bands, "reverb_length": config.reverb_length,
+    }  # fmt: skip
+    lines = ["# Imported from an official DDSP checkpoint (ddsp 1.x-3.x RnnFcDecoder)."]
+    return "\n".join([*lines, *(f"Autoencoder.{k} = {v}" for k, v in values.items())]) + "\n"
+
+
+def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> dict:
+    """Write a ddspcli model folder (``model.json``, ``config.gin``, ``statistics.json``,
+    ``ckpt.*``) from an official checkpoint folder; returns its ``model.json`` contents.
+
+    Without ``dataset_statistics.pkl`` the folder has no statistics and a `DdspWarning` says
+    that auto-adjust is off. Nothing is written unless every variable loaded.
+    """
+    import json
+    import shutil
+    import uuid
+    import warnings
+
+    from ddspcli import __version__, storage
+    from ddspcli.engine import features, magenta_stats
+    from ddspcli.errors import DdspWarning, OutputError
+
+    src, dest = Path(src), Path(dest)
+    storage.check_output_folder(dest, [src])
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
+        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    config = read_config(src)
+    prefix = latest_checkpoint(src)
+    model = build_model(config)
+    load_weights(model, config, prefix)
+    stats_file = src / "dataset_statistics.pkl"
+    statistics = {}
+    if stats_file.exists():
+        statistics = magenta_stats.to_statistics(magenta_stats.load(stats_file))
+    else:
+        warnings.warn(f"{src} has no dataset_statistics.pkl: the model imports without "
+                      "statistics, so transfer's auto-adjust is off for it", DdspWarning,
+                      stacklevel=2)  # fmt: skip
+    settings = features.FeatureSettings(sample_rate=config.sample_rate,
+                                        frame_rate=config.frame_rate)  # fmt: skip
+    info = {
+        "format_version": 1, "ddspcli_version": __version__,
+        "sample_rate": config.sample_rate, "frame_rate": config.frame_rate,
+        "variant": "ddsp-import", "z_dims": 0,
+        "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+        "features": settings.to_dict(), "checkpoint": "ckpt",
+        "steps": int(prefix.rsplit("-", 1)[-1]), "inference_only": True,
+        "imported_from": f"{src.name}/{Path(prefix).name} (official DDSP checkpoint)",
+    }  # fmt: skip
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        tf.train.Checkpoint(model=model).write(str(tmp / "ckpt"))
+        storage.write_text(tmp / model_lib.CONFIG_GIN, gin_text(config))
+        storage.write_text(tmp / model_lib.MODEL_JSON, json.dumps(info, indent=2) + "\n")
+        if statistics:
+            storage.write_text(tmp / "statistics.json", json.dumps(statistics, indent=2) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
