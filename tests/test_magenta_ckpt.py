@@ -114,3 +114,44 @@ def test_models_import_writes_a_model_folder_every_command_can_use(official, dat
     run = ddsp("models", "import", src, "-o", tmp_path / "nostats")
     assert run.returncode == 0 and b"auto-adjust is off" in run.stderr
     assert not (tmp_path / "nostats" / "statistics.json").exists()
+
+
+def test_model_option_imports_a_checkpoint_folder_on_the_fly(official, data_dir, tmp_path):
+    from clirun import ddsp
+
+    src = tmp_path / "ckpt"
+    shutil.copytree(official[0], src)
+    env = {"DDSP_HOME": str(tmp_path / "home")}
+    clip = data_dir / "speech_arctic_a0001.wav"
+    first = ddsp("transfer", clip, "--model", src, "-o", tmp_path / "a.wav", env=env)
+    assert first.returncode == 0 and b"importing the official DDSP checkpoint" in first.stderr
+    [cached] = [p for p in (tmp_path / "home" / "imported").iterdir() if p.is_dir()]
+    assert (cached / "model.json").exists()
+    again = ddsp("transfer", clip, "--model", src, "-o", tmp_path / "b.wav", env=env)
+    assert again.returncode == 0 and b"importing" not in again.stderr  # imported once
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
+def test_a_missing_variable_and_a_damaged_data_file_are_refused(official, tmp_path):
+    from ddspcli.engine._tensorflow import tf
+
+    folder, _ = official
+    config = magenta_ckpt.read_config(folder)
+    # A checkpoint holding only the reverb: every decoder variable is missing.
+    partial = tmp_path / "partial" / "ckpt-1"
+    partial.parent.mkdir()
+    holder = tf.Module()
+    holder.model = tf.Module()
+    holder.model.processor_group = tf.Module()
+    holder.model.processor_group.reverb = tf.Module()
+    holder.model.processor_group.reverb.ir = tf.Variable(tf.zeros([48000]))
+    tf.train.Checkpoint(model=holder.model).write(str(partial))
+    with pytest.raises(ModelError, match="has no variable model/decoder/input_stacks/1"):
+        magenta_ckpt.load_weights(magenta_ckpt.build_model(config), config, str(partial))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    data = damaged / "ckpt-30.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(ModelError):
+        magenta_ckpt.load_weights(magenta_ckpt.build_model(config), config,
+                                  magenta_ckpt.latest_checkpoint(damaged))  # fmt: skip

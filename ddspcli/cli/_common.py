@@ -48,6 +48,27 @@ def protect_model(folder: str | Path) -> None:
     storage.protect_inputs(p for p in Path(folder).rglob("*") if p.is_file())
 
 
+def resolve_model(model: str, progress: ui.DownloadProgress) -> tuple[str, str]:
+    """``--model`` -> ``(model folder, short name)``: a manifest name (pulled if needed), a
+    model folder, or a checkpoint folder of the official DDSP library, imported into the cache
+    first (``DDSP_HOME/imported/<sha256 of its files>``, once; a second process waits)."""
+    import filelock
+
+    from ddspcli import pretrained
+    from ddspcli.engine import magenta_ckpt
+
+    folder, name = pretrained.resolve_instrument(model, progress)
+    if not magenta_ckpt.is_checkpoint_folder(folder):
+        return folder, name
+    dest = pretrained.cache_root() / "imported" / magenta_ckpt.fingerprint(folder)[:16]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(dest) + ".lock"):
+        if not (dest / "model.json").exists():
+            ui.info(f"importing the official DDSP checkpoint {folder} into {dest}")
+            magenta_ckpt.import_folder(folder, dest, force=True)
+    return str(dest), name
+
+
 def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
     """Resolve ``crepe-<model>`` through the manifest (downloading if needed) to a file."""
     from ddspcli import pretrained

@@ -8,7 +8,7 @@ import typer
 
 from ddspcli import ui
 from ddspcli.cli._app import app
-from ddspcli.cli._common import JsonOpt, emit_json, pitch_weights, protect_model
+from ddspcli.cli._common import JsonOpt, emit_json, pitch_weights, protect_model, resolve_model
 
 
 @app.command("eval")
@@ -32,7 +32,7 @@ def eval_command(
     output's features extracted again by the dataset's own pitch settings; and the real-time
     factor of the synthesis. --json: a list, one object per model.
     """
-    from ddspcli import pretrained, storage
+    from ddspcli import storage
     from ddspcli.engine import data, evaluate
     from ddspcli.engine import model as model_lib
 
@@ -42,7 +42,7 @@ def eval_command(
     info = data.read_info(data_dir)
     with ui.DownloadProgress() as progress:
         weights = str(pitch_weights(settings.pitch_model, progress))
-        folders = [pretrained.resolve_instrument(m, progress) for m in models]
+        folders = [resolve_model(m, progress) for m in models]
     for folder, _ in folders:
         protect_model(folder)
     if plot is not None:

@@ -16,6 +16,7 @@ from ddspcli.cli._common import (
     SampleRateOpt,
     emit_json,
     protect_model,
+    resolve_model,
     stdout_conflict,
     usage_errors,
 )
@@ -70,7 +71,7 @@ def generate_command(
     Example: [bold]ddsp generate --model violin --midi tune.mid --vibrato 20 -o tune.wav[/bold].
     MIDI velocity maps onto the loudness the model was trained on.
     """
-    from ddspcli import pretrained, storage
+    from ddspcli import storage
     from ddspcli.engine import adjust as adjust_lib
     from ddspcli.engine import generate, transfer
     from ddspcli.engine import model as model_lib
@@ -82,7 +83,7 @@ def generate_command(
     source = midi or profile
     storage.protect_inputs([source])
     with ui.DownloadProgress() as progress:
-        model_dir, name = pretrained.resolve_instrument(model, progress)
+        model_dir, name = resolve_model(model, progress)
     protect_model(model_dir)
     target = output or transfer.default_output(source, name, None)
     for path in (target, plot, save_features):

@@ -19,6 +19,7 @@ from ddspcli.cli._common import (
     emit_json,
     pitch_weights,
     protect_model,
+    resolve_model,
     stdout_conflict,
     usage_errors,
 )
@@ -88,7 +89,7 @@ def transfer_command(
     Example: [bold]ddsp transfer speech.wav --model violin --octave 1[/bold]. Works in pipes:
     [bold]sox in.mp3 -t wav - | ddsp transfer - -o - | sox - out.flac[/bold].
     """
-    from ddspcli import pretrained, storage
+    from ddspcli import storage
     from ddspcli.engine import adjust as adjust_lib
     from ddspcli.engine import audio, features, transfer
     from ddspcli.engine import model as model_lib
@@ -102,7 +103,7 @@ def transfer_command(
                            save_features=save_features, plot=plot)  # fmt: skip
     storage.protect_inputs([*files, *([features_in] if features_in else [])])
     with ui.DownloadProgress() as progress:
-        model_dir, name = pretrained.resolve_instrument(model, progress)
+        model_dir, name = resolve_model(model, progress)
         protect_model(model_dir)
         loaded = model_lib.load_model_dir(model_dir)
         with usage_errors():

@@ -142,24 +142,24 @@ def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: st
         raise ModelError(f"{prefix}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
     copied: list[str] = []
 
-    def put(variable: tf.Variable, name: str, value: np.ndarray | None = None) -> None:
+    def tensor(name: str) -> np.ndarray:
         key = f"model/{name}/.ATTRIBUTES/VARIABLE_VALUE"
-        if value is None:
-            try:
-                value = reader.get_tensor(key)
-            except (tf.errors.OpError, ValueError):
-                raise ModelError(f"{prefix} has no variable model/{name}") from None
+        if not reader.has_tensor(key):
+            raise ModelError(f"{prefix} has no variable model/{name}")
+        try:
+            return reader.get_tensor(key)
+        except Exception as err:  # a damaged .data file fails in any layer of the reader
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ModelError(f"{prefix}: model/{name} is unreadable ({first}); the checkpoint "
+                             "files may be damaged or incomplete") from None  # fmt: skip
+
+    def put(variable: tf.Variable, name: str, value: np.ndarray | None = None) -> None:
+        value = tensor(name) if value is None else value
         if tuple(value.shape) != tuple(variable.shape):
             raise ModelError(f"model/{name} has shape {list(value.shape)}, the configuration "
                              f"gives {variable.shape.as_list()}")  # fmt: skip
         variable.assign(value)
         copied.append(name)
-
-    def tensor(name: str) -> np.ndarray:
-        try:
-            return reader.get_tensor(f"model/{name}/.ATTRIBUTES/VARIABLE_VALUE")
-        except (tf.errors.OpError, ValueError):
-            raise ModelError(f"{prefix} has no variable model/{name}") from None
 
     def stack(mlp, name: str, rows: np.ndarray | None = None) -> None:
         for i, (dense, norm) in enumerate(zip(mlp.dense, mlp.norm, strict=True)):
@@ -264,3 +264,31 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def is_checkpoint_folder(folder: str | Path) -> bool:
+    """An official checkpoint folder (operative config + ``ckpt-N``), not a ddspcli model."""
+    path = Path(folder)
+    if not path.is_dir() or (path / model_lib.MODEL_JSON).exists():
+        return False
+    return any(path.glob("operative_config-*.gin")) and any(path.glob("ckpt-*.index"))
+
+
+def fingerprint(folder: str | Path) -> str:
+    """sha256 over the files an import reads (newest config and checkpoint, the statistics):
+    the cache key of an on-the-fly import, so an edited folder is imported again."""
+    import hashlib
+
+    from ddspcli import storage
+
+    path = Path(folder)
+    prefix = Path(latest_checkpoint(path))
+    configs = sorted(path.glob("operative_config-*.gin"),
+                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
+    files = [configs[-1], *sorted(path.glob(prefix.name + ".*")),
+             *([path / "dataset_statistics.pkl"] if (path / "dataset_statistics.pkl").exists()
+               else [])]  # fmt: skip
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}:{storage.sha256_of(file)}\n".encode())
+    return digest.hexdigest()
