@@ -292,3 +292,37 @@ def fingerprint(folder: str | Path) -> str:
     for file in files:
         digest.update(f"{file.name}:{storage.sha256_of(file)}\n".encode())
     return digest.hexdigest()
+
+
+def official_harmonic_synthesis(
+    f0_hz: np.ndarray,
+    amplitudes: np.ndarray,
+    harmonic_distribution: np.ndarray,
+    n_samples: int,
+    sample_rate: int,
+) -> np.ndarray:
+    """The official library's oscillator bank (ddsp 3.x, ``use_angular_cumsum=False``), for
+    checking an import against its outputs; ddspcli renders with `dsp.harmonic_synthesis`.
+
+    The official bank integrates each harmonic's frequency with a float32 cumulative sum, so
+    its phase drifts by float32 rounding over seconds; ddspcli accumulates the fundamental's
+    phase in float64. Same controls, same envelopes (linear f0, Hann-window amplitudes, zero
+    above Nyquist).
+
+    Args:
+        f0_hz: ``[b, t, 1]`` Hz. amplitudes: ``[b, t, 1]``. harmonic_distribution:
+            ``[b, t, k]`` (normalised). n_samples: output length. sample_rate: Hz.
+    Returns:
+        ``[b, n_samples]`` float32 audio.
+    """
+    from ddspcli.engine import dsp
+
+    k = int(harmonic_distribution.shape[-1])
+    harmonic_amps = tf.constant(amplitudes, tf.float32) * tf.constant(harmonic_distribution,
+                                                                       tf.float32)  # fmt: skip
+    frequencies = dsp.resample_linear(tf.constant(f0_hz, tf.float32), n_samples) * tf.range(
+        1, k + 1, dtype=tf.float32)  # fmt: skip
+    envelopes = dsp.upsample(harmonic_amps, n_samples, "window")
+    envelopes *= tf.cast(frequencies < sample_rate / 2.0, tf.float32)
+    phases = tf.cumsum(frequencies * (2.0 * np.pi) / float(sample_rate), axis=1)
+    return tf.reduce_sum(envelopes * tf.sin(phases), axis=-1).numpy()
