@@ -200,3 +200,72 @@ def test_the_whole_deterministic_audio_matches_the_official_library(official):
     theirs = golden["audio_synth_det"]
     snr = 10 * np.log10(np.sum(theirs**2) / np.sum((audio - theirs) ** 2))
     assert snr >= 60.0, snr
+
+
+def _official_layout(model, rows_ours_to_theirs) -> object:
+    """A checkpointable tree with the official library's variable names holding `model`'s
+    weights (a tiny model: no MLP stacks), inputs in the official order (ld, f0)."""
+    from ddspcli.engine._tensorflow import tf
+
+    def module(**variables):
+        m = tf.Module()
+        for name, value in variables.items():
+            setattr(m, name, tf.Variable(value))
+        return m
+
+    root = tf.Module()
+    root.model = tf.Module()
+    decoder = tf.Module()
+    root.model.decoder = decoder
+    decoder.input_stacks = [tf.Module(), tf.Module()]  # no layers: no variables
+    decoder.rnn = tf.Module()
+    decoder.rnn.rnn = tf.Module()
+    decoder.rnn.rnn.cell = module(
+        kernel=model.rnn.kernel.numpy()[rows_ours_to_theirs(2)],
+        recurrent_kernel=model.rnn.recurrent_kernel.numpy(), bias=model.rnn.bias.numpy(),
+    )  # fmt: skip
+    out_rows = np.r_[rows_ours_to_theirs(2), np.arange(2, model.dense_out.kernel.shape[0])]
+    decoder.dense_out = module(kernel=model.dense_out.kernel.numpy()[out_rows],
+                               bias=model.dense_out.bias.numpy())  # fmt: skip
+    return root
+
+
+def test_a_tiny_configuration_round_trips_through_the_official_layout(official, tmp_path):
+    """`layers_per_stack = 0` (the official tiny shape, no reverb): a checkpoint written in the
+    official layout from a ddspcli model imports back to the same decoder outputs."""
+    from ddspcli.engine._tensorflow import tf
+
+    folder, golden = official
+    gin = (folder / "operative_config-0.gin").read_text()
+    gin = gin.replace("RnnFcDecoder.layers_per_stack = 3", "RnnFcDecoder.layers_per_stack = 0")
+    gin = gin.replace("RnnFcDecoder.rnn_channels = 64", "RnnFcDecoder.rnn_channels = 32")
+    gin = gin.replace("     (@effects.Reverb(), ['add/signal'])]", "]")
+    src = tmp_path / "tiny_ckpt"
+    src.mkdir()
+    (src / "operative_config-0.gin").write_text(gin)
+    config = magenta_ckpt.read_config(src)
+    assert (config.layers_per_stack, config.rnn_channels, config.reverb_length) == (0, 32, 0)
+    ours = magenta_ckpt.build_model(config)
+    for variable in ours.trainable_variables:  # weights that differ from the init
+        variable.assign(tf.random.stateless_normal(variable.shape, [7, 1]) * 0.3)
+    # ddspcli rows [f0, ld] -> official rows [ld, f0]
+    tree = _official_layout(ours, lambda n: np.array([1, 0]))
+    tf.train.Checkpoint(model=tree.model).write(str(src / "ckpt-5"))
+    imported = magenta_ckpt.build_model(config)
+    assert magenta_ckpt.load_weights(imported, config, str(src / "ckpt-5")) == 5
+    features = {"f0_hz": golden["f0_hz"][None], "loudness_db": golden["loudness_db"][None]}
+    a, _ = ours.decode(features)
+    b, _ = imported.decode(features)
+    for key in a:
+        np.testing.assert_allclose(b[key].numpy(), a[key].numpy(), atol=1e-6)
+
+
+def test_a_z_autoencoder_is_refused_naming_the_binding(official, tmp_path):
+    folder, _ = official
+    src = tmp_path / "ae"
+    shutil.copytree(folder, src)
+    gin = src / "operative_config-0.gin"
+    encoder = "Autoencoder.encoder = @encoders.MfccTimeDistributedRnnEncoder()"
+    gin.write_text(gin.read_text().replace("Autoencoder.encoder = None", encoder))
+    with pytest.raises(ModelError, match=r"Autoencoder\.encoder = @encoders\.MfccTime"):
+        magenta_ckpt.read_config(src)
