@@ -388,6 +388,34 @@ def _mapped_os_errors(dest: str | os.PathLike[str]) -> Iterator[None]:
         raise output_error(dest, err) from None
 
 
+@contextlib.contextmanager
+def atomic_folder(dest: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
+    """Yield a new temporary folder beside `dest`; it replaces `dest` when the block succeeds.
+
+    A non-empty `dest` is refused without `force`. On any failure the temporary folder is
+    removed and `dest` is untouched; OS errors become `output_error` lines (exit 4).
+    """
+    import shutil
+
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
+        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    with _mapped_os_errors(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        with _mapped_os_errors(dest):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~umask())
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_output_folder(
     dest: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
 ) -> None:

@@ -475,3 +475,23 @@ def test_loudness_stream_equals_the_one_shot_loudness():
         out = stream.finish()
         assert out.shape == whole.shape
         np.testing.assert_allclose(out, whole, atol=1e-4)
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    from ddspcli import storage
+    from ddspcli.errors import OutputError
+
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "old.txt").write_text("old")
+    with pytest.raises(OutputError, match="not empty; pass --force"):
+        with storage.atomic_folder(dest):
+            pass
+    with pytest.raises(RuntimeError), storage.atomic_folder(dest, force=True) as tmp:
+        (tmp / "new.txt").write_text("half")
+        raise RuntimeError("the writer failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+    assert (dest / "old.txt").read_text() == "old"
+    with storage.atomic_folder(dest, force=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]

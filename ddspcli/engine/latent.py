@@ -37,15 +37,15 @@ class Mixture:
         return int(self.means.shape[1])
 
     def save(self, path: str | Path) -> None:
-        """Write ``z_mixture.npz`` atomically (plain float64 arrays)."""
-        import os
-        import uuid
+        """Write ``z_mixture.npz`` atomically (plain float64 arrays; `storage.write_bytes`)."""
+        import io
 
-        path = Path(path)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npz"
-        np.savez(tmp, weights=self.weights, means=self.means, covariances=self.covariances,
+        from ddspcli import storage
+
+        buffer = io.BytesIO()
+        np.savez(buffer, weights=self.weights, means=self.means, covariances=self.covariances,
                  bic=self.bic)  # fmt: skip
-        os.replace(tmp, path)
+        storage.write_bytes(path, buffer.getvalue(), force=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Mixture:

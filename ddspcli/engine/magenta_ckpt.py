@@ -215,12 +215,10 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
     that auto-adjust is off. Nothing is written unless every variable loaded.
     """
     import json
-    import shutil
-    import uuid
     import warnings
 
     from ddspcli import __version__, storage
-    from ddspcli.engine import features, magenta_stats
+    from ddspcli.engine import features, magenta_stats, modeldir
     from ddspcli.errors import DdspWarning, OutputError
 
     src, dest = Path(src), Path(dest)
@@ -250,19 +248,12 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
         "steps": int(prefix.rsplit("-", 1)[-1]), "inference_only": True,
         "imported_from": f"{src.name}/{Path(prefix).name} (official DDSP checkpoint)",
     }  # fmt: skip
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        tf.train.Checkpoint(model=model).write(str(tmp / "ckpt"))
+    with storage.atomic_folder(dest, force=force) as tmp:
+        modeldir.write_checkpoint(model, tmp / "ckpt", dest)
         storage.write_text(tmp / model_lib.CONFIG_GIN, gin_text(config))
         storage.write_text(tmp / model_lib.MODEL_JSON, json.dumps(info, indent=2) + "\n")
         if statistics:
             storage.write_text(tmp / "statistics.json", json.dumps(statistics, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return info
 
 

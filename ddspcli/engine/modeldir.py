@@ -9,9 +9,7 @@ Gaussian mixture over the training z frames that `generate` samples.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 from ddspcli import storage
@@ -37,13 +35,12 @@ def export_model(
     """
     storage.check_output_folder(dest, [run])
     loaded = model_lib.load_model_dir(str(run))
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()) and not force:
-        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        tf.train.Checkpoint(model=loaded.model).write(str(tmp / "ckpt"))
+    info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
+    if info.get("dataset"):
+        info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
+    info.update(extra or {})
+    with storage.atomic_folder(dest, force=force) as tmp:
+        write_checkpoint(loaded.model, tmp / "ckpt", dest)
         shutil.copy(Path(run) / model_lib.CONFIG_GIN, tmp / model_lib.CONFIG_GIN)
         if loaded.statistics:
             _write_json(tmp / data.STATISTICS_JSON, loaded.statistics)
@@ -51,17 +48,17 @@ def export_model(
             from ddspcli.engine import latent
 
             shutil.copy(Path(run) / latent.MIXTURE_FILE, tmp / latent.MIXTURE_FILE)
-        info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
-        if info.get("dataset"):
-            info["dataset"] = Path(str(info["dataset"]).rstrip("/")).name
-        info.update(extra or {})
         _write_json(tmp / model_lib.MODEL_JSON, info)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def write_checkpoint(model, prefix: Path, dest: str | Path) -> None:
+    """The model's variables as a TF checkpoint at `prefix` (errors name `dest`, exit 4)."""
+    try:
+        tf.train.Checkpoint(model=model).write(str(prefix))
+    except tf.errors.OpError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise OutputError(f"cannot write {dest}: {first}") from None
 
 
 def has_mixture(run: Path) -> bool:
