@@ -484,9 +484,8 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
     dest = tmp_path / "model"
     dest.mkdir()
     (dest / "old.txt").write_text("old")
-    with pytest.raises(OutputError, match="not empty; pass --force"):
-        with storage.atomic_folder(dest):
-            pass
+    with pytest.raises(OutputError, match="not empty; pass --force"), storage.atomic_folder(dest):
+        pass
     with pytest.raises(RuntimeError), storage.atomic_folder(dest, force=True) as tmp:
         (tmp / "new.txt").write_text("half")
         raise RuntimeError("the writer failed")
