@@ -110,13 +110,9 @@ def read_config(folder: str | Path) -> MagentaConfig:
 
 
 def build_model(config: MagentaConfig) -> model_lib.Autoencoder:
-    """A ddspcli `Autoencoder` of the official model's shape (weights still initial)."""
-    return model_lib.Autoencoder(
-        sample_rate=config.sample_rate, frame_rate=config.frame_rate,
-        rnn_units=config.rnn_channels, mlp_units=config.ch, mlp_layers=config.layers_per_stack,
-        n_harmonics=config.n_harmonics, n_noise_bands=config.n_noise_bands,
-        reverb_length=config.reverb_length,
-    )  # fmt: skip
+    """A ddspcli `Autoencoder` of the official model's shape (weights still initial), built
+    from `gin_text` as a model folder's ``config.gin`` is (earlier gin bindings cleared)."""
+    return model_lib.build_model(gin_text(config))
 
 
 def latest_checkpoint(folder: str | Path) -> str:
@@ -202,6 +198,7 @@ def gin_text(config: MagentaConfig) -> str:
         "rnn_units": config.rnn_channels, "mlp_units": config.ch,
         "mlp_layers": config.layers_per_stack, "n_harmonics": config.n_harmonics,
         "n_noise_bands": config.n_noise_bands, "reverb_length": config.reverb_length,
+        "z_dims": 0,
     }  # fmt: skip
     lines = ["# Imported from an official DDSP checkpoint (ddsp 1.x-3.x RnnFcDecoder)."]
     return "\n".join([*lines, *(f"Autoencoder.{k} = {v}" for k, v in values.items())]) + "\n"
