@@ -179,18 +179,17 @@ def test_harmonic_audio_of_the_imported_controls_matches_the_official_oscillator
 
 
 def test_the_whole_deterministic_audio_matches_the_official_library(official):
-    """Official noise path (its stored white noise through the filter, window 0) and the
-    imported reverb on the official dry sum: noise identical, the final audio SNR >= 60 dB."""
-    from ddspcli.engine import dsp
+    """The imported noise filter on the official stored white noise, and the imported reverb
+    on the official dry sum: noise identical, the final audio SNR >= 60 dB."""
     from ddspcli.engine._tensorflow import tf
 
     folder, golden = official
     config = magenta_ckpt.read_config(folder)
     model = magenta_ckpt.build_model(config)
     magenta_ckpt.load_weights(model, config, magenta_ckpt.latest_checkpoint(folder))
-    noise = dsp.frequency_filter(tf.constant(golden["white_noise"][None]),
-                                 tf.constant(golden["noise_magnitudes"][None]),
-                                 window_size=0).numpy()[0]  # fmt: skip
+    assert model.noise.window_size == 0  # the official FilteredNoise.window_size
+    noise = model.noise.get_signal(tf.constant(golden["noise_magnitudes"][None]),
+                                   tf.constant(golden["white_noise"][None])).numpy()[0]
     np.testing.assert_allclose(noise, golden["noise_audio_det"], atol=1e-7)
     harmonic = magenta_ckpt.official_harmonic_synthesis(
         golden["f0_hz"][None, :, None], golden["amps"][None],

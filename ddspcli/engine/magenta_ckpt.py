@@ -43,6 +43,7 @@ class MagentaConfig:
     n_harmonics: int
     n_noise_bands: int
     reverb_length: int  # 0: no trainable reverb
+    noise_window_size: int = 0  # FilteredNoise.window_size (official default 0)
 
 
 def _bindings(text: str) -> dict[str, str]:
@@ -106,6 +107,7 @@ def read_config(folder: str | Path) -> MagentaConfig:
         n_harmonics=int(splits["harmonic_distribution"]),
         n_noise_bands=int(splits.get("noise_magnitudes", 0)),
         reverb_length=int(value("Reverb.reverb_length", 48000)) if has_reverb else 0,
+        noise_window_size=int(value("FilteredNoise.window_size", 0)),
     )
 
 
@@ -198,7 +200,7 @@ def gin_text(config: MagentaConfig) -> str:
         "rnn_units": config.rnn_channels, "mlp_units": config.ch,
         "mlp_layers": config.layers_per_stack, "n_harmonics": config.n_harmonics,
         "n_noise_bands": config.n_noise_bands, "reverb_length": config.reverb_length,
-        "z_dims": 0,
+        "z_dims": 0, "noise_window_size": config.noise_window_size,
     }  # fmt: skip
     lines = ["# Imported from an official DDSP checkpoint (ddsp 1.x-3.x RnnFcDecoder)."]
     return "\n".join([*lines, *(f"Autoencoder.{k} = {v}" for k, v in values.items())]) + "\n"

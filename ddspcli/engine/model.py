@@ -73,6 +73,8 @@ class Autoencoder(tf.Module):
             (``mlp_layers = 0``: no stacks, the raw inputs feed the GRU).
         n_harmonics, n_noise_bands: synth sizes (``n_noise_bands = 0``: no noise).
         reverb_length: samples of the trainable impulse response (0: no reverb).
+        noise_window_size: taps of the noise filter's window (0: the filter's full length,
+            as the official library's default; imported models use it).
         z_dims: latent size of the MFCC encoder (0: no encoder).
         seed: initial weights.
     """
@@ -87,6 +89,7 @@ class Autoencoder(tf.Module):
         n_harmonics: int = 60,
         n_noise_bands: int = 65,
         reverb_length: int = 48000,
+        noise_window_size: int = 257,
         z_dims: int = 0,
         seed: int = 0,
     ) -> None:
@@ -107,7 +110,9 @@ class Autoencoder(tf.Module):
         out_in = mlp_units if mlp_layers else stack_out + rnn_units
         self.dense_out = nn.Dense(out_in, 1 + n_harmonics + n_noise_bands, rng, name="controls")
         self.harmonic = synths.Harmonic(sample_rate=sample_rate)
-        self.noise = synths.FilteredNoise() if n_noise_bands else None
+        self.noise = (
+            synths.FilteredNoise(window_size=noise_window_size) if n_noise_bands else None
+        )
         self.reverb = synths.Reverb(reverb_length, rng=rng) if reverb_length else None
 
     def decode(
