@@ -310,10 +310,8 @@ def check_output(dest: str | os.PathLike[str], *, force: bool) -> None:
     path = Path(dest)
     try:
         st: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
-        st = None  # reported by the folder check below
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # a missing output, or a missing folder reported by the check below
     except OSError as err:
         raise output_error(dest, err) from None
     if st is not None:
@@ -388,6 +386,13 @@ def _mapped_os_errors(dest: str | os.PathLike[str]) -> Iterator[None]:
         raise output_error(dest, err) from None
 
 
+def check_new_folder(dest: str | os.PathLike[str], *, force: bool) -> None:
+    """A folder output (`atomic_folder`) may be written: absent, empty, or `force`."""
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
+        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+
+
 @contextlib.contextmanager
 def atomic_folder(dest: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a new temporary folder beside `dest`; it replaces `dest` when the block succeeds.
@@ -398,8 +403,7 @@ def atomic_folder(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
     import shutil
 
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
-        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    check_new_folder(dest, force=force)
     with _mapped_os_errors(dest):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))

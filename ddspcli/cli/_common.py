@@ -41,7 +41,7 @@ def stdout_conflict(json_out: bool, output: str | None) -> None:
         raise typer.BadParameter("--json and -o - both use stdout; write the audio to a file")
 
 
-def protect_model(folder: str | Path) -> None:
+def _protect_model(folder: str | Path) -> None:
     """No output of this run may be written onto a file of the model in use."""
     from ddspcli import storage
 
@@ -51,13 +51,15 @@ def protect_model(folder: str | Path) -> None:
 def resolve_model(model: str, progress: ui.DownloadProgress) -> tuple[str, str]:
     """``--model`` -> ``(model folder, short name)``: a manifest name (pulled if needed), a
     model folder, or a checkpoint folder of the official DDSP library, imported into the cache
-    first (``DDSP_HOME/imported/<sha256 of its files>``, once; a second process waits)."""
+    first (``DDSP_HOME/imported/<sha256 of its files>``, once; a second process waits). The
+    model's files (and an imported checkpoint's) are protected as inputs of the run."""
     import filelock
 
     from ddspcli import pretrained
     from ddspcli.engine import magenta_ckpt
 
     folder, name = pretrained.resolve_instrument(model, progress)
+    _protect_model(folder)
     if not magenta_ckpt.is_checkpoint_folder(folder):
         return folder, name
     dest = pretrained.cache_root() / "imported" / magenta_ckpt.fingerprint(folder)[:16]
@@ -66,6 +68,7 @@ def resolve_model(model: str, progress: ui.DownloadProgress) -> tuple[str, str]:
         if not (dest / "model.json").exists():
             ui.info(f"importing the official DDSP checkpoint {folder} into {dest}")
             magenta_ckpt.import_folder(folder, dest, force=True)
+    _protect_model(dest)
     return str(dest), name
 
 

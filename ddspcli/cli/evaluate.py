@@ -8,7 +8,7 @@ import typer
 
 from ddspcli import ui
 from ddspcli.cli._app import app
-from ddspcli.cli._common import JsonOpt, emit_json, pitch_weights, protect_model, resolve_model
+from ddspcli.cli._common import JsonOpt, emit_json, pitch_weights, resolve_model
 
 
 @app.command("eval")
@@ -43,8 +43,6 @@ def eval_command(
     with ui.DownloadProgress() as progress:
         weights = str(pitch_weights(settings.pitch_model, progress))
         folders = [resolve_model(m, progress) for m in models]
-    for folder, _ in folders:
-        protect_model(folder)
     if plot is not None:
         storage.check_output(plot, force=force)
     results = []

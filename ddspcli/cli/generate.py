@@ -15,7 +15,6 @@ from ddspcli.cli._common import (
     ReverbOpt,
     SampleRateOpt,
     emit_json,
-    protect_model,
     resolve_model,
     stdout_conflict,
     usage_errors,
@@ -84,7 +83,6 @@ def generate_command(
     storage.protect_inputs([source])
     with ui.DownloadProgress() as progress:
         model_dir, name = resolve_model(model, progress)
-    protect_model(model_dir)
     target = output or transfer.default_output(source, name, None)
     for path in (target, plot, save_features):
         if path is not None:

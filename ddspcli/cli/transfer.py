@@ -18,7 +18,6 @@ from ddspcli.cli._common import (
     SampleRateOpt,
     emit_json,
     pitch_weights,
-    protect_model,
     resolve_model,
     stdout_conflict,
     usage_errors,
@@ -99,12 +98,10 @@ def transfer_command(
     with usage_errors():  # checked before any model is fetched
         tracker = features.FeatureSettings(pitch_model=pitch_model.value, pitch_hop_ms=pitch_hop_ms)
         tracker.validate()
-        transfer.plan_jobs(files, "model", features_in=features_in, output=output,
-                           save_features=save_features, plot=plot)  # fmt: skip
+        transfer.check_job_options(files, features_in, output, save_features, plot)
     storage.protect_inputs([*files, *([features_in] if features_in else [])])
     with ui.DownloadProgress() as progress:
         model_dir, name = resolve_model(model, progress)
-        protect_model(model_dir)
         loaded = model_lib.load_model_dir(model_dir)
         with usage_errors():
             fsettings = transfer.feature_settings(loaded.info, pitch_model.value, pitch_hop_ms)

@@ -70,22 +70,31 @@ def read_audio(
         InputError: missing path, a folder, an empty or non-audio file, an unsupported
             codec or sample format, zero samples, or NaN/inf samples.
     """
+    with _sound_file(source) as (f, info):
+        rate = info.sample_rate if sample_rate is None else sample_rate
+        name = info.source
+        audio = _decode_mono(f, rate, name) if mono else _decode_all(f, rate, name)
+    if audio.shape[0] == 0:
+        raise InputError(f"{info.source} contains no audio samples; give a file with sound in it")
+    return np.ascontiguousarray(audio, dtype=np.float32), info
+
+
+@contextlib.contextmanager
+def _sound_file(source: str | Path) -> Iterator[tuple[sf.SoundFile, AudioInfo]]:
+    """The open file and its `AudioInfo`; a cut WAV warns (`warn_if_truncated`), and a decoding
+    failure in the block becomes one `InputError` line saying why and what to do."""
     name, handle = _open_source(source)
     head = _head(handle, 1 << 16)  # the WAV header, to compare its length with the data's
     try:
         with sf.SoundFile(handle) as f:
             info = AudioInfo(name, f.format, f.subtype, f.samplerate, f.channels, f.frames)
             warn_if_truncated(info, head)
-            rate = info.sample_rate if sample_rate is None else sample_rate
-            audio = _decode_mono(f, rate, name) if mono else _decode_all(f, rate, name)
+            yield f, info
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise InputError(_decode_failure_message(name, handle, err)) from None
     finally:
         if not isinstance(handle, str):
             handle.close()
-    if audio.shape[0] == 0:
-        raise InputError(f"{name} contains no audio samples; give a file with sound in it")
-    return np.ascontiguousarray(audio, dtype=np.float32), info
 
 
 def declared_wav_frames(head: bytes) -> int | None:
@@ -185,30 +194,11 @@ def open_mono_stream(
 ) -> Iterator[tuple[AudioInfo, Iterator[np.ndarray]]]:
     """``(info, blocks)`` of `source` (a path, URL or ``-``) for reading in bounded memory.
 
-    `blocks` yields the mono mix at `sample_rate` (see `mono_blocks`); errors are `InputError`s
-    as in `read_audio`.
+    `blocks` yields the mono mix at `sample_rate` (see `mono_blocks`); decoding errors while
+    the block runs are `InputError`s, as in `read_audio`.
     """
-    name, handle = _open_source(source)
-    head = _head(handle, 1 << 16)
-    try:
-        with sf.SoundFile(handle) as f:
-            info = AudioInfo(name, f.format, f.subtype, f.samplerate, f.channels, f.frames)
-            warn_if_truncated(info, head)
-            yield info, _decoding_errors(mono_blocks(f, sample_rate, name), name, handle)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise InputError(_decode_failure_message(name, handle, err)) from None
-    finally:
-        if not isinstance(handle, str):
-            handle.close()
-
-
-def _decoding_errors(
-    blocks: Iterator[np.ndarray], name: str, handle: BinaryIO | str
-) -> Iterator[np.ndarray]:
-    try:
-        yield from blocks
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise InputError(_decode_failure_message(name, handle, err)) from None
+    with _sound_file(source) as (f, info):
+        yield info, mono_blocks(f, sample_rate, info.source)
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -287,12 +277,6 @@ def write_wav(
     sf.write(buffer, audio, sample_rate, format="WAV", subtype=subtype)
     storage.write_bytes(dest, buffer.getvalue(), force=force)
     return clipped
-
-
-def check_output(dest: str | Path, *, force: bool) -> None:
-    """Fail early (before any work) when `dest` must not or cannot be written (see
-    `storage.check_output`); ``-`` always passes."""
-    storage.check_output(dest, force=force)
 
 
 def _open_source(source: str | Path) -> tuple[str, BinaryIO | str]:

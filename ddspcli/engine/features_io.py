@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from ddspcli import storage
+from ddspcli.engine.audio import AUDIO_SUFFIXES
 from ddspcli.engine.features import FEATURE_KEYS
 
 FORMATS = ("csv", "json", "npz")
 # Suffixes that promise audio (or a picture): feature text or arrays must not be written there.
-_NOT_FEATURES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".png")
+_NOT_FEATURES = (*AUDIO_SUFFIXES, ".png")
 
 
 def output_format(output: str | None, fmt: str | None) -> str:

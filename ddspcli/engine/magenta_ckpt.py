@@ -57,6 +57,15 @@ def _bindings(text: str) -> dict[str, str]:
     return found
 
 
+def newest_config(folder: str | Path) -> Path:
+    """The ``operative_config-N.gin`` with the largest N (`ModelError` when there is none)."""
+    configs = sorted(Path(folder).glob("operative_config-*.gin"),
+                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
+    if not configs:
+        raise ModelError(f"{folder} has no operative_config-N.gin; is it a ddsp checkpoint?")
+    return configs[-1]
+
+
 def read_config(folder: str | Path) -> MagentaConfig:
     """The shape of the model an official checkpoint folder holds.
 
@@ -64,17 +73,14 @@ def read_config(folder: str | Path) -> MagentaConfig:
         ModelError: no operative config, or one naming a decoder, encoder or rnn type that
             ddspcli cannot represent (the binding is named).
     """
-    configs = sorted(Path(folder).glob("operative_config-*.gin"),
-                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
-    if not configs:
-        raise ModelError(f"{folder} has no operative_config-N.gin; is it a ddsp checkpoint?")
-    text = configs[-1].read_text()
+    config_file = newest_config(folder)
+    text = config_file.read_text()
     b = _bindings(text)
 
     def value(name: str, default: object = None) -> object:
         if name not in b:
             if default is None:
-                raise ModelError(f"{configs[-1].name} has no binding {name}")
+                raise ModelError(f"{config_file.name} has no binding {name}")
             return default
         source = b[name]
         try:
@@ -218,12 +224,11 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
 
     from ddspcli import __version__, storage
     from ddspcli.engine import features, magenta_stats, modeldir
-    from ddspcli.errors import DdspWarning, OutputError
+    from ddspcli.errors import DdspWarning
 
     src, dest = Path(src), Path(dest)
     storage.check_output_folder(dest, [src])
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
-        raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
+    storage.check_new_folder(dest, force=force)  # before the checkpoint is read
     config = read_config(src)
     prefix = latest_checkpoint(src)
     model = build_model(config)
@@ -273,9 +278,7 @@ def fingerprint(folder: str | Path) -> str:
 
     path = Path(folder)
     prefix = Path(latest_checkpoint(path))
-    configs = sorted(path.glob("operative_config-*.gin"),
-                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
-    files = [configs[-1], *sorted(path.glob(prefix.name + ".*")),
+    files = [newest_config(path), *sorted(path.glob(prefix.name + ".*")),
              *([path / "dataset_statistics.pkl"] if (path / "dataset_statistics.pkl").exists()
                else [])]  # fmt: skip
     digest = hashlib.sha256()

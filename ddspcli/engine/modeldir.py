@@ -34,6 +34,7 @@ def export_model(
     path of the training data is reduced to its folder name.
     """
     storage.check_output_folder(dest, [run])
+    storage.check_new_folder(dest, force=force)  # before the model is loaded
     loaded = model_lib.load_model_dir(str(run))
     info = {**loaded.info, "checkpoint": "ckpt", "inference_only": True}
     if info.get("dataset"):

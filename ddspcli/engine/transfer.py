@@ -162,6 +162,23 @@ def stem_paths(job: Job, model_name: str, parts: tuple[str, ...]) -> dict[str, s
     return {p: str(Path(job.stems_dir) / f"{stem}.{model_name}.{p}.wav") for p in parts}
 
 
+def check_job_options(
+    files: list[str],
+    features_in: str | None,
+    output: str | None,
+    save_features: str | None,
+    plot: str | None,
+) -> None:
+    """Raise `ValueError` (a usage error) for no input at all, or for the per-input options
+    (-o, --plot, --save-features, --features) with several inputs."""
+    if not files and features_in is None:
+        raise ValueError("give an audio file, a folder, - for stdin, or --features NPZ")
+    if len(files) > 1 and (output is not None or plot or save_features or features_in):
+        raise ValueError(
+            "-o, --plot, --save-features and --features take one input; use --out-dir for several"
+        )
+
+
 def plan_jobs(
     files: list[str],
     model_name: str,
@@ -176,15 +193,9 @@ def plan_jobs(
     """One `Job` per input, with its output named (`default_output`) unless `output` is given.
 
     Raises:
-        ValueError: no input at all, or per-input options (-o, --plot, --save-features,
-            --features) with several inputs.
+        ValueError: see `check_job_options`.
     """
-    if not files and features_in is None:
-        raise ValueError("give an audio file, a folder, - for stdin, or --features NPZ")
-    if len(files) > 1 and (output is not None or plot or save_features or features_in):
-        raise ValueError(
-            "-o, --plot, --save-features and --features take one input; use --out-dir for several"
-        )
+    check_job_options(files, features_in, output, save_features, plot)
     return [
         Job(src, output or default_output(src or features_in, model_name, out_dir), features_in,
             save_features, plot, stems_dir)
