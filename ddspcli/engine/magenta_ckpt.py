@@ -294,13 +294,15 @@ def official_harmonic_synthesis(
     n_samples: int,
     sample_rate: int,
 ) -> np.ndarray:
-    """The official library's oscillator bank (ddsp 3.x, ``use_angular_cumsum=False``), for
-    checking an import against its outputs; ddspcli renders with `dsp.harmonic_synthesis`.
+    """The official library's oscillator bank (ddsp 3.x, ``use_angular_cumsum=False``) step
+    for step, for checking an import against its outputs (bit-identical to the official
+    harmonic audio on the same controls); ddspcli renders with `dsp.harmonic_synthesis`.
 
-    The official bank integrates each harmonic's frequency with a float32 cumulative sum, so
-    its phase drifts by float32 rounding over seconds; ddspcli accumulates the fundamental's
-    phase in float64. Same controls, same envelopes (linear f0, Hann-window amplitudes, zero
-    above Nyquist).
+    The official bank multiplies f0 by the harmonic numbers per frame, resamples those
+    frequencies with TF's bilinear image resize, and integrates each harmonic's radians per
+    sample with a float32 cumulative sum, so its phase drifts by float32 rounding over
+    seconds; ddspcli accumulates the fundamental's phase in float64. Same envelopes
+    otherwise (Hann-window amplitudes, zero at or above Nyquist).
 
     Args:
         f0_hz: ``[b, t, 1]`` Hz. amplitudes: ``[b, t, 1]``. harmonic_distribution:
@@ -311,11 +313,16 @@ def official_harmonic_synthesis(
     from ddspcli.engine import dsp
 
     k = int(harmonic_distribution.shape[-1])
+    f0 = tf.constant(f0_hz, tf.float32)
     harmonic_amps = tf.constant(amplitudes, tf.float32) * tf.constant(harmonic_distribution,
                                                                        tf.float32)  # fmt: skip
-    frequencies = dsp.resample_linear(tf.constant(f0_hz, tf.float32), n_samples) * tf.range(
-        1, k + 1, dtype=tf.float32)  # fmt: skip
+    frame_frequencies = f0 * tf.linspace(1.0, float(k), k)[None, None, :]  # [b, t, k]
+    frequencies = tf.compat.v1.image.resize(
+        frame_frequencies[:, :, None, :], [n_samples, 1], align_corners=False,
+        method=tf.compat.v1.image.ResizeMethod.BILINEAR,
+    )[:, :, 0, :]  # fmt: skip
     envelopes = dsp.upsample(harmonic_amps, n_samples, "window")
-    envelopes *= tf.cast(frequencies < sample_rate / 2.0, tf.float32)
-    phases = tf.cumsum(frequencies * (2.0 * np.pi) / float(sample_rate), axis=1)
+    envelopes = tf.where(frequencies >= sample_rate / 2.0, tf.zeros_like(envelopes), envelopes)
+    omegas = frequencies * (2.0 * np.pi) / float(sample_rate)  # two float32 ops, as theirs
+    phases = tf.cumsum(omegas, axis=1)
     return tf.reduce_sum(envelopes * tf.sin(phases), axis=-1).numpy()
