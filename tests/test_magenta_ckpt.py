@@ -200,9 +200,10 @@ def test_the_whole_deterministic_audio_matches_the_official_library(official):
     np.testing.assert_allclose(audio, golden["audio_synth_det"], atol=1e-7, rtol=0)
 
 
-def _official_layout(model, rows_ours_to_theirs) -> object:
-    """A checkpointable tree with the official library's variable names holding `model`'s
-    weights (a tiny model: no MLP stacks), inputs in the official order (ld, f0)."""
+def _official_layout(model, theirs: list[str]) -> object:
+    """A checkpointable tree with the official library's variable names (``model/...``)
+    holding `model`'s weights; `theirs` is the official decoder input order, e.g.
+    ``["ld", "f0", "z"]`` (ddspcli's is f0, ld, z). Written independently of the importer."""
     from ddspcli.engine._tensorflow import tf
 
     def module(**variables):
@@ -211,21 +212,63 @@ def _official_layout(model, rows_ours_to_theirs) -> object:
             setattr(m, name, tf.Variable(value))
         return m
 
+    def stack(mlp, rows=None):
+        holder = tf.Module()
+        for i, (dense, norm) in enumerate(zip(mlp.dense, mlp.norm, strict=True)):
+            kernel = dense.kernel.numpy()
+            layer = tf.Module()
+            setattr(layer, "layer_with_weights-0", module(
+                kernel=kernel[rows] if i == 0 and rows is not None else kernel,
+                bias=dense.bias.numpy()))  # fmt: skip
+            setattr(layer, "layer_with_weights-1", module(gamma=norm.gamma.numpy(),
+                                                          beta=norm.beta.numpy()))  # fmt: skip
+            setattr(holder, f"layer_with_weights-{i}", layer)
+        return holder
+
+    ours = ["f0", "ld", "z"][: len(theirs)]
+    sizes = {"f0": 1, "ld": 1, "z": model.z_dims}
+    stacked = bool(model.stacks[0].dense)
+    width = {k: (model.stacks[0].dense[0].kernel.shape[1] if stacked else sizes[k]) for k in ours}
+    starts = dict(zip(ours, np.cumsum([0] + [width[k] for k in ours]), strict=False))
+    # official row r of a [their inputs..., gru] kernel reads our row rows[r]
+    rows = np.concatenate([np.arange(starts[k], starts[k] + width[k]) for k in theirs])
+    n_in = sum(width.values())
+    out_rows = np.r_[rows, np.arange(n_in, n_in + model.rnn.units)]
     root = tf.Module()
     root.model = tf.Module()
-    decoder = tf.Module()
-    root.model.decoder = decoder
-    decoder.input_stacks = [tf.Module(), tf.Module()]  # no layers: no variables
+    decoder = root.model.decoder = tf.Module()
+    decoder.input_stacks = [stack(model.stacks[ours.index(k)]) for k in theirs]
     decoder.rnn = tf.Module()
     decoder.rnn.rnn = tf.Module()
-    decoder.rnn.rnn.cell = module(
-        kernel=model.rnn.kernel.numpy()[rows_ours_to_theirs(2)],
-        recurrent_kernel=model.rnn.recurrent_kernel.numpy(), bias=model.rnn.bias.numpy(),
-    )  # fmt: skip
-    out_rows = np.r_[rows_ours_to_theirs(2), np.arange(2, model.dense_out.kernel.shape[0])]
-    decoder.dense_out = module(kernel=model.dense_out.kernel.numpy()[out_rows],
-                               bias=model.dense_out.bias.numpy())  # fmt: skip
+    decoder.rnn.rnn.cell = module(kernel=model.rnn.kernel.numpy()[rows],
+                                  recurrent_kernel=model.rnn.recurrent_kernel.numpy(),
+                                  bias=model.rnn.bias.numpy())  # fmt: skip
+    if stacked:
+        decoder.out_stack = stack(model.out_stack, out_rows)
+        decoder.dense_out = module(kernel=model.dense_out.kernel.numpy(),
+                                   bias=model.dense_out.bias.numpy())  # fmt: skip
+    else:
+        decoder.dense_out = module(kernel=model.dense_out.kernel.numpy()[out_rows],
+                                   bias=model.dense_out.bias.numpy())  # fmt: skip
+    if model.encoder is not None:
+        enc = model.encoder
+        encoder = root.model.encoder = tf.Module()
+        encoder.z_norm = module(scale=enc.norm.scale.numpy().reshape(1, 1, 1, -1),
+                                shift=enc.norm.shift.numpy().reshape(1, 1, 1, -1))  # fmt: skip
+        encoder.rnn = tf.Module()
+        encoder.rnn.rnn = tf.Module()
+        encoder.rnn.rnn.cell = module(kernel=enc.rnn.kernel.numpy(),
+                                      recurrent_kernel=enc.rnn.recurrent_kernel.numpy(),
+                                      bias=enc.rnn.bias.numpy())  # fmt: skip
+        encoder.dense_out = module(kernel=enc.out.kernel.numpy(), bias=enc.out.bias.numpy())
     return root
+
+
+def _randomize(model, seed: int) -> None:
+    from ddspcli.engine._tensorflow import tf
+
+    for i, variable in enumerate(model.trainable_variables):  # weights unlike the init
+        variable.assign(tf.random.stateless_normal(variable.shape, [seed, i]) * 0.3)
 
 
 def test_a_tiny_configuration_round_trips_through_the_official_layout(official, tmp_path):
@@ -244,10 +287,8 @@ def test_a_tiny_configuration_round_trips_through_the_official_layout(official, 
     config = magenta_ckpt.read_config(src)
     assert (config.layers_per_stack, config.rnn_channels, config.reverb_length) == (0, 32, 0)
     ours = magenta_ckpt.build_model(config)
-    for variable in ours.trainable_variables:  # weights that differ from the init
-        variable.assign(tf.random.stateless_normal(variable.shape, [7, 1]) * 0.3)
-    # ddspcli rows [f0, ld] -> official rows [ld, f0]
-    tree = _official_layout(ours, lambda n: np.array([1, 0]))
+    _randomize(ours, 7)
+    tree = _official_layout(ours, ["ld", "f0"])
     tf.train.Checkpoint(model=tree.model).write(str(src / "ckpt-5"))
     imported = magenta_ckpt.build_model(config)
     assert magenta_ckpt.load_weights(imported, config, str(src / "ckpt-5")) == 5
@@ -258,12 +299,132 @@ def test_a_tiny_configuration_round_trips_through_the_official_layout(official, 
         np.testing.assert_allclose(b[key].numpy(), a[key].numpy(), atol=1e-6)
 
 
-def test_a_z_autoencoder_is_refused_naming_the_binding(official, tmp_path):
+AE_BINDINGS = """
+Autoencoder.encoder = @encoders.MfccTimeDistributedRnnEncoder()
+MfccTimeDistributedRnnEncoder.rnn_channels = 24
+MfccTimeDistributedRnnEncoder.rnn_type = 'gru'
+MfccTimeDistributedRnnEncoder.z_dims = 4
+MfccTimeDistributedRnnEncoder.z_time_steps = 125
+"""
+
+
+def _ae_folder(folder, dest, layers: int = 1):
+    """An ``ae.gin``-shaped operative config (z encoder, decoder inputs ld, f0, z), small."""
+    gin = (folder / "operative_config-0.gin").read_text()
+    gin = gin.replace("Autoencoder.encoder = None\n", AE_BINDINGS)
+    gin = gin.replace("RnnFcDecoder.input_keys = ('ld_scaled', 'f0_scaled')",
+                      "RnnFcDecoder.input_keys = ('ld_scaled', 'f0_scaled', 'z')")  # fmt: skip
+    gin = gin.replace("RnnFcDecoder.layers_per_stack = 3",
+                      f"RnnFcDecoder.layers_per_stack = {layers}")  # fmt: skip
+    gin = gin.replace("RnnFcDecoder.ch = 64", "RnnFcDecoder.ch = 16")
+    gin = gin.replace("RnnFcDecoder.rnn_channels = 64", "RnnFcDecoder.rnn_channels = 32")
+    gin = gin.replace("     (@effects.Reverb(), ['add/signal'])]", "]")
+    dest.mkdir()
+    (dest / "operative_config-0.gin").write_text(gin)
+    return dest
+
+
+def test_a_z_autoencoder_imports_encoder_and_decoder(official, tmp_path):
+    """``ae.gin``'s shape: the official MFCC z encoder (FFT 1024, hop 512 for 125 z steps per
+    4 s, instance norm) and a decoder fed (ld, f0, z): a checkpoint in the official layout
+    imports back to the same z and controls, through `ddsp models import` too."""
+    from clirun import ddsp
+
+    from ddspcli.engine import model as model_lib
+    from ddspcli.engine._tensorflow import tf
+
+    folder, golden = official
+    src = _ae_folder(folder, tmp_path / "ae_ckpt")
+    config = magenta_ckpt.read_config(src)
+    assert (config.z_dims, config.z_rnn_channels, config.z_fft_size, config.z_hop) == (
+        4, 24, 1024, 512)  # fmt: skip
+    assert config.reverb_length == 0 and config.input_keys[-1] == "z"
+    ours = magenta_ckpt.build_model(config)
+    _randomize(ours, 11)
+    tree = _official_layout(ours, ["ld", "f0", "z"])
+    tf.train.Checkpoint(model=tree.model).write(str(src / "ckpt-9"))
+    run = ddsp("models", "import", src, "-o", tmp_path / "imported")
+    assert run.returncode == 0, run.stderr
+    imported = model_lib.load_model_dir(str(tmp_path / "imported")).model
+    assert imported.encoder.style == "ddsp" and imported.z_dims == 4
+    n = 48000
+    features = {"f0_hz": golden["f0_hz"][None], "loudness_db": golden["loudness_db"][None],
+                "audio": golden_audio(n)}  # fmt: skip
+    a, _ = ours.controls(features)
+    b, _ = imported.controls(features)
+    for key in a:
+        np.testing.assert_allclose(b[key].numpy(), a[key].numpy(), atol=1e-6)
+    za, _ = ours.encoder(features["audio"], 750)
+    zb, _ = imported.encoder(features["audio"], 750)
+    np.testing.assert_allclose(zb.numpy(), za.numpy(), atol=1e-6)
+
+
+def golden_audio(n: int) -> np.ndarray:
+    """``[1, n]`` a harmonic tone with a glide and some noise (16 kHz)."""
+    t = np.arange(n) / 16000
+    f0 = 220 * 2 ** (t / 3)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    rng = np.random.default_rng(3)
+    tone = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.3
+    return (tone + 0.01 * rng.standard_normal(n)).astype(np.float32)[None]
+
+
+def test_the_official_style_mfcc_encoder_matches_an_independent_computation():
+    """numpy/scipy: Hann STFT (FFT 1024, hop 512, end zero-padded), mel weights, log with a
+    1e-5 floor, orthonormal-scaled DCT-II, instance norm over time (eps 1e-5)."""
+    import scipy.fft
+
+    from ddspcli.engine import model as model_lib
+    from ddspcli.engine._tensorflow import tf
+
+    encoder = model_lib.ZEncoder(4, 8, 16000, tf.random.Generator.from_seed(1), "ddsp", 1024, 512)
+    audio = golden_audio(20000)
+    frames = -(-audio.shape[1] // 512)
+    padded = np.pad(audio[0], (0, (frames - 1) * 512 + 1024 - audio.shape[1]))
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(1024) / 1024)  # periodic Hann
+    spec = np.abs(np.fft.rfft(np.stack([padded[i * 512 : i * 512 + 1024] * window
+                                        for i in range(frames)]), axis=-1))  # fmt: skip
+    mel_weights = tf.signal.linear_to_mel_weight_matrix(128, 513, 16000, 20.0, 8000.0).numpy()
+    log_mel = np.log(np.maximum(spec @ mel_weights, 1e-5))
+    mfcc = scipy.fft.dct(log_mel, type=2, axis=-1)[:, :30] / np.sqrt(2 * 128)
+    expected = (mfcc - mfcc.mean(0)) / np.sqrt(mfcc.var(0) + 1e-5)
+    got = encoder.norm(encoder.mfcc(tf.constant(audio))).numpy()[0]
+    assert got.shape == (frames, 30)
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # measured 1.3e-5
+
+
+def test_unsupported_configurations_are_refused_naming_the_binding(official, tmp_path):
     folder, _ = official
-    src = tmp_path / "ae"
-    shutil.copytree(folder, src)
+    src = _ae_folder(folder, tmp_path / "ae")
     gin = src / "operative_config-0.gin"
-    encoder = "Autoencoder.encoder = @encoders.MfccTimeDistributedRnnEncoder()"
-    gin.write_text(gin.read_text().replace("Autoencoder.encoder = None", encoder))
-    with pytest.raises(ModelError, match=r"Autoencoder\.encoder = @encoders\.MfccTime"):
+    text = gin.read_text()
+    gin.write_text(text.replace("MfccTimeDistributedRnnEncoder()", "MfccRnnEncoder()"))
+    with pytest.raises(ModelError, match=r"Autoencoder\.encoder = @encoders\.MfccRnnEncoder"):
         magenta_ckpt.read_config(src)
+    gin.write_text(text.replace("z_time_steps = 125", "z_time_steps = 100"))
+    with pytest.raises(ModelError, match=r"z_time_steps = 100"):
+        magenta_ckpt.read_config(src)
+    gin.write_text(text.replace("'ld_scaled', 'f0_scaled', 'z'", "'ld_scaled', 'f0_scaled'"))
+    with pytest.raises(ModelError, match="input_keys has no z"):
+        magenta_ckpt.read_config(src)
+    gin.write_text(text.replace("'ld_scaled', 'f0_scaled', 'z'", "'f0_midi', 'ld_scaled'"))
+    with pytest.raises(ModelError, match=r"input_keys = \('f0_midi'"):
+        magenta_ckpt.read_config(src)
+    gin.write_text(text.replace("rnn_type = 'gru'", "rnn_type = 'lstm'"))
+    with pytest.raises(ModelError, match="only 'gru'"):
+        magenta_ckpt.read_config(src)
+
+
+def test_the_ddsp_0x_names_are_read(official, tmp_path):
+    """``Additive`` (the harmonic synth's old name) and ``DefaultPreprocessor.time_steps``
+    (frame rate from frames per example), as the published ``ae.gin`` writes them."""
+    folder, _ = official
+    src = _ae_folder(folder, tmp_path / "old")
+    gin = src / "operative_config-0.gin"
+    text = gin.read_text().replace("Harmonic", "Additive").replace(
+        "F0LoudnessPreprocessor", "DefaultPreprocessor").replace(
+        "DefaultPreprocessor.frame_rate = 250\n", "")  # fmt: skip
+    text = text.replace("time_steps = 1000", "time_steps = 500")
+    gin.write_text(text)
+    config = magenta_ckpt.read_config(src)
+    assert (config.sample_rate, config.frame_rate, config.n_harmonics) == (16000, 125, 60)

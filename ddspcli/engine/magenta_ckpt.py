@@ -10,8 +10,9 @@ concatenation, an output stack over ``[stacks..., gru]`` and one dense layer; on
 order differs (the official default is ``('ld_scaled', 'f0_scaled')``), so the rows of the
 GRU's input kernel and of the output stack's first kernel are permuted accordingly.
 
-Not yet here (issue 19): the z encoder, the noise filter's window size, the model folder
-writer and ``ddsp models import``.
+The z autoencoder (``ae.gin``: ``MfccTimeDistributedRnnEncoder``) imports into ddspcli's
+z encoder in its ``ddsp`` style (the official MFCC, instance norm, GRU, dense); its ``z``
+decoder input is a third input stack. `import_folder` writes a ddspcli model folder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
 
-SCALED_KEYS = {"f0_scaled": "f0", "ld_scaled": "ld"}
+SCALED_KEYS = {"f0_scaled": "f0", "ld_scaled": "ld", "z": "z"}
+# MfccTimeDistributedRnnEncoder.z_time_steps -> (FFT size, overlap), as the official encoder.
+Z_AUDIO_SPEC = {63: (2048, 0.5), 125: (1024, 0.5), 250: (1024, 0.75), 500: (512, 0.75),
+                1000: (256, 0.75)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class MagentaConfig:
     n_noise_bands: int
     reverb_length: int  # 0: no trainable reverb
     noise_window_size: int = 0  # FilteredNoise.window_size (official default 0)
+    z_dims: int = 0  # 0: no z encoder
+    z_rnn_channels: int = 0
+    z_fft_size: int = 1024
+    z_hop: int = 256
 
 
 def _bindings(text: str) -> dict[str, str]:
@@ -89,32 +97,68 @@ def read_config(folder: str | Path) -> MagentaConfig:
             return source
 
     decoder = str(value("Autoencoder.decoder", "@decoders.RnnFcDecoder()"))
-    if "RnnFcDecoder" not in decoder:
+    if "RnnFcDecoder" not in decoder or "ZRnnFcDecoder" in decoder:
         raise ModelError(f"Autoencoder.decoder = {decoder}: only RnnFcDecoder is supported")
-    encoder = str(value("Autoencoder.encoder", "None"))
-    if encoder not in ("None", "none"):
-        raise ModelError(f"Autoencoder.encoder = {encoder}: z encoders are not imported yet")
     rnn_type = str(value("RnnFcDecoder.rnn_type", "gru"))
     if rnn_type != "gru":
         raise ModelError(f"RnnFcDecoder.rnn_type = {rnn_type!r}: only 'gru' is supported")
     splits = dict(value("RnnFcDecoder.output_splits"))
     keys = tuple(value("RnnFcDecoder.input_keys", ("ld_scaled", "f0_scaled")))
     unknown = [k for k in keys if k not in SCALED_KEYS]
-    if unknown:
-        raise ModelError(f"RnnFcDecoder.input_keys = {keys}: cannot feed {unknown}")
-    has_reverb = "Reverb()" in text.split("ProcessorGroup.dag", 1)[-1]
+    if unknown or sorted(keys) not in (["f0_scaled", "ld_scaled"],
+                                       ["f0_scaled", "ld_scaled", "z"]):  # fmt: skip
+        raise ModelError(f"RnnFcDecoder.input_keys = {keys}: ddspcli decodes (f0, loudness) "
+                         "and optionally z")  # fmt: skip
+    z = _z_encoder(value, "z" in keys)
+    dag = text.split("ProcessorGroup.dag", 1)[-1]
+    synth = "Additive" if "Additive()" in dag else "Harmonic"  # ddsp 0.x named it Additive
+    sample_rate = int(value(f"{synth}.sample_rate", 16000))
+    n_samples = int(value(f"{synth}.n_samples", 64000))
+    frame_rate = value("F0LoudnessPreprocessor.frame_rate", 0)
+    if not frame_rate:  # DefaultPreprocessor: time_steps frames over the example
+        steps = int(value("DefaultPreprocessor.time_steps", 1000))
+        frame_rate = round(steps * sample_rate / n_samples)
     return MagentaConfig(
-        sample_rate=int(value("Harmonic.sample_rate", 16000)),
-        frame_rate=int(value("F0LoudnessPreprocessor.frame_rate", 250)),
+        sample_rate=sample_rate,
+        frame_rate=int(frame_rate),
         rnn_channels=int(value("RnnFcDecoder.rnn_channels")),
         ch=int(value("RnnFcDecoder.ch")),
         layers_per_stack=int(value("RnnFcDecoder.layers_per_stack")),
         input_keys=keys,
         n_harmonics=int(splits["harmonic_distribution"]),
         n_noise_bands=int(splits.get("noise_magnitudes", 0)),
-        reverb_length=int(value("Reverb.reverb_length", 48000)) if has_reverb else 0,
+        reverb_length=int(value("Reverb.reverb_length", 48000)) if "Reverb()" in dag else 0,
         noise_window_size=int(value("FilteredNoise.window_size", 0)),
+        **z,
     )
+
+
+def _z_encoder(value, decoded: bool) -> dict[str, int]:
+    """The z encoder's fields of `MagentaConfig` (empty without one); `value` reads a
+    binding. Raises `ModelError` for another encoder, or a z that is encoded but not decoded
+    (or decoded but never encoded)."""
+    encoder = str(value("Autoencoder.encoder", "None"))
+    if encoder in ("None", "none"):
+        if decoded:
+            raise ModelError("RnnFcDecoder.input_keys names z but Autoencoder.encoder = None")
+        return {}
+    if "MfccTimeDistributedRnnEncoder" not in encoder:
+        raise ModelError(f"Autoencoder.encoder = {encoder}: only MfccTimeDistributedRnnEncoder "
+                         "is supported")  # fmt: skip
+    if not decoded:
+        raise ModelError(f"Autoencoder.encoder = {encoder} but RnnFcDecoder.input_keys has no z")
+    name = "MfccTimeDistributedRnnEncoder"
+    rnn_type = str(value(f"{name}.rnn_type", "gru"))
+    if rnn_type != "gru":
+        raise ModelError(f"{name}.rnn_type = {rnn_type!r}: only 'gru' is supported")
+    steps = int(value(f"{name}.z_time_steps", 250))
+    if steps not in Z_AUDIO_SPEC:
+        raise ModelError(f"{name}.z_time_steps = {steps}: the official encoder allows "
+                         f"{sorted(Z_AUDIO_SPEC)}")  # fmt: skip
+    fft_size, overlap = Z_AUDIO_SPEC[steps]
+    return {"z_dims": int(value(f"{name}.z_dims", 32)),
+            "z_rnn_channels": int(value(f"{name}.rnn_channels", 512)),
+            "z_fft_size": fft_size, "z_hop": int(fft_size * (1.0 - overlap))}  # fmt: skip
 
 
 def build_model(config: MagentaConfig) -> model_lib.Autoencoder:
@@ -175,10 +219,12 @@ def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: st
             put(norm.gamma, f"{layer}/layer_with_weights-1/gamma")
             put(norm.beta, f"{layer}/layer_with_weights-1/beta")
 
-    ours = ["f0", "ld"]  # ddspcli's input order
+    ours = ["f0", "ld"] + (["z"] if config.z_dims else [])  # ddspcli's input order
     theirs = [SCALED_KEYS[k] for k in config.input_keys]
-    width = config.ch if config.layers_per_stack else 1
-    rows = np.concatenate([np.arange(theirs.index(k) * width, (theirs.index(k) + 1) * width)
+    sizes = {"f0": 1, "ld": 1, "z": config.z_dims}
+    widths = [config.ch if config.layers_per_stack else sizes[k] for k in theirs]
+    starts = np.cumsum([0, *widths])
+    rows = np.concatenate([np.arange(starts[theirs.index(k)], starts[theirs.index(k) + 1])
                            for k in ours])  # fmt: skip
     for index, key in enumerate(ours):
         stack(model.stacks[index], f"decoder/input_stacks/{theirs.index(key)}")
@@ -193,6 +239,16 @@ def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: st
     else:  # no stacks: the dense layer reads [inputs..., gru] directly
         put(model.dense_out.kernel, "decoder/dense_out/kernel",
             tensor("decoder/dense_out/kernel")[out_rows])  # fmt: skip
+    if model.encoder is not None:
+        encoder = model.encoder
+        for ours_var, name in ((encoder.norm.scale, "encoder/z_norm/scale"),
+                               (encoder.norm.shift, "encoder/z_norm/shift")):  # fmt: skip
+            put(ours_var, name, tensor(name).reshape(-1))  # official shape [1, 1, 1, 30]
+        put(encoder.rnn.kernel, "encoder/rnn/rnn/cell/kernel")
+        put(encoder.rnn.recurrent_kernel, "encoder/rnn/rnn/cell/recurrent_kernel")
+        put(encoder.rnn.bias, "encoder/rnn/rnn/cell/bias")
+        put(encoder.out.kernel, "encoder/dense_out/kernel")
+        put(encoder.out.bias, "encoder/dense_out/bias")
     put(model.dense_out.bias, "decoder/dense_out/bias")
     if model.reverb is not None:
         put(model.reverb.ir, "processor_group/reverb/ir")
@@ -206,8 +262,11 @@ def gin_text(config: MagentaConfig) -> str:
         "rnn_units": config.rnn_channels, "mlp_units": config.ch,
         "mlp_layers": config.layers_per_stack, "n_harmonics": config.n_harmonics,
         "n_noise_bands": config.n_noise_bands, "reverb_length": config.reverb_length,
-        "z_dims": 0, "noise_window_size": config.noise_window_size,
+        "z_dims": config.z_dims, "noise_window_size": config.noise_window_size,
     }  # fmt: skip
+    if config.z_dims:
+        values |= {"z_style": '"ddsp"', "z_fft_size": config.z_fft_size,
+                   "z_hop": config.z_hop, "z_rnn_units": config.z_rnn_channels}  # fmt: skip
     lines = ["# Imported from an official DDSP checkpoint (ddsp 1.x-3.x RnnFcDecoder)."]
     return "\n".join([*lines, *(f"Autoencoder.{k} = {v}" for k, v in values.items())]) + "\n"
 
@@ -246,7 +305,7 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
     info = {
         "format_version": 1, "ddspcli_version": __version__,
         "sample_rate": config.sample_rate, "frame_rate": config.frame_rate,
-        "variant": "ddsp-import", "z_dims": 0,
+        "variant": "ddsp-import", "z_dims": config.z_dims,
         "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         "features": settings.to_dict(), "checkpoint": "ckpt",
         "steps": int(prefix.rsplit("-", 1)[-1]), "inference_only": True,

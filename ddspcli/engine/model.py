@@ -38,28 +38,55 @@ def preprocess(f0_hz: tf.Tensor, loudness_db: tf.Tensor) -> tuple[tf.Tensor, tf.
     return f0[..., None], ld[..., None]
 
 
-class ZEncoder(tf.Module):
-    """Audio -> MFCC (30 of 128 mel bands, FFT 1024, hop 256) -> layer norm -> GRU -> z."""
+Z_STYLES = ("ddspcli", "ddsp")
 
-    def __init__(self, z_dims: int, units: int, sample_rate: int, rng: tf.random.Generator):
+
+class ZEncoder(tf.Module):
+    """Audio -> 30 MFCCs (128 mel bands, 20 Hz-8 kHz) -> normalisation -> GRU -> z.
+
+    Two styles: ``ddspcli`` (FFT 1024, hop 256, ``log(mel + 1e-6)``, layer norm over the 30
+    coefficients of each frame: causal, so blocks stream exactly) and ``ddsp`` (the official
+    ``MfccTimeDistributedRnnEncoder``, for imported models: FFT and hop from its
+    ``z_time_steps``, ``log(max(mel, 1e-5))``, instance norm of each coefficient over the whole
+    input, so a streamed input is normalised block by block).
+    """
+
+    def __init__(
+        self,
+        z_dims: int,
+        units: int,
+        sample_rate: int,
+        rng: tf.random.Generator,
+        style: str = "ddspcli",
+        fft_size: int = 1024,
+        hop: int = 256,
+    ):
         super().__init__(name="z_encoder")
-        self.sample_rate = sample_rate
-        self.norm = nn.LayerNorm(30)
+        if style not in Z_STYLES:
+            raise ValueError(f"unknown z encoder style {style!r}; use one of {Z_STYLES}")
+        self.sample_rate, self.style, self.fft_size, self.hop = sample_rate, style, fft_size, hop
+        self.norm = nn.LayerNorm(30) if style == "ddspcli" else nn.InstanceNorm(30)
         self.rnn = nn.GRU(30, units, rng)
         self.out = nn.Dense(units, z_dims, rng)
+
+    def mfcc(self, audio: tf.Tensor) -> tf.Tensor:
+        """``[b, n]`` audio -> ``[b, ceil(n / hop), 30]`` MFCCs (the end zero-padded)."""
+        spec = tf.abs(tf.signal.stft(audio, self.fft_size, self.hop, self.fft_size,
+                                     pad_end=True))  # fmt: skip
+        weights = tf.signal.linear_to_mel_weight_matrix(
+            128, self.fft_size // 2 + 1, self.sample_rate, 20.0, 8000.0)  # fmt: skip
+        mel = tf.tensordot(spec, weights, 1)
+        if self.style == "ddsp":
+            log_mel = tf.math.log(tf.where(mel <= 1e-5, 1e-5, mel))
+        else:
+            log_mel = tf.math.log(mel + 1e-6)
+        return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :30]
 
     def __call__(
         self, audio: tf.Tensor, n_frames: int, state: tf.Tensor | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """``[b, n]`` audio -> ``(z [b, n_frames, z_dims], GRU state [b, units])``."""
-        spec = tf.abs(tf.signal.stft(audio, 1024, 256, pad_end=True))
-        mel = tf.tensordot(
-            spec,
-            tf.signal.linear_to_mel_weight_matrix(128, 513, self.sample_rate, 20.0, 8000.0),
-            1,
-        )
-        mfcc = tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))[..., :30]
-        hidden, state = self.rnn(self.norm(mfcc), state)
+        hidden, state = self.rnn(self.norm(self.mfcc(audio)), state)
         return dsp.resample_linear(self.out(hidden), n_frames), state
 
 
@@ -76,6 +103,8 @@ class Autoencoder(tf.Module):
         noise_window_size: taps of the noise filter's window (0: the filter's full length,
             as the official library's default; imported models use it).
         z_dims: latent size of the MFCC encoder (0: no encoder).
+        z_style, z_fft_size, z_hop: the encoder's style and STFT (see `ZEncoder`).
+        z_rnn_units: the encoder's GRU width (0: `rnn_units`).
         seed: initial weights.
     """
 
@@ -91,6 +120,10 @@ class Autoencoder(tf.Module):
         reverb_length: int = 48000,
         noise_window_size: int = 257,
         z_dims: int = 0,
+        z_style: str = "ddspcli",
+        z_fft_size: int = 1024,
+        z_hop: int = 256,
+        z_rnn_units: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(name="autoencoder")
@@ -100,7 +133,10 @@ class Autoencoder(tf.Module):
         self.hop = sample_rate // frame_rate
         self.n_harmonics, self.n_noise_bands, self.z_dims = n_harmonics, n_noise_bands, z_dims
         rng = tf.random.Generator.from_seed(seed)
-        self.encoder = ZEncoder(z_dims, rnn_units, sample_rate, rng) if z_dims else None
+        z_units = z_rnn_units or rnn_units
+        self.encoder = None
+        if z_dims:
+            self.encoder = ZEncoder(z_dims, z_units, sample_rate, rng, z_style, z_fft_size, z_hop)
         names = ["f0", "ld"] + (["z"] if z_dims else [])
         sizes = {"f0": 1, "ld": 1, "z": z_dims}
         self.stacks = [nn.MLP(sizes[k], mlp_units, mlp_layers, rng, name=k) for k in names]

@@ -67,6 +67,22 @@ class MLP(tf.Module):
         return x
 
 
+class InstanceNorm(tf.Module):
+    """Normalise each channel over time (the whole input at once), then scale and shift: the
+    official library's ``Normalize('instance')`` on ``[b, t, c]`` (variance epsilon 1e-5)."""
+
+    def __init__(self, channels: int, epsilon: float = 1e-5, name: str = "instance_norm"):
+        super().__init__(name=name)
+        self.scale = tf.Variable(tf.ones([channels]), name="scale")
+        self.shift = tf.Variable(tf.zeros([channels]), name="shift")
+        self.epsilon = epsilon
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """``[b, t, c]`` -> ``[b, t, c]``."""
+        mean, var = tf.nn.moments(x, axes=[1], keepdims=True)
+        return (x - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift
+
+
 class GRU(tf.Module):
     """Gated recurrent unit over time (Keras' ``reset_after`` form, the cuDNN-compatible one).
 
