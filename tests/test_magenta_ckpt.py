@@ -132,31 +132,6 @@ def test_model_option_imports_a_checkpoint_folder_on_the_fly(official, data_dir,
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
-def test_a_missing_variable_and_a_damaged_data_file_are_refused(official, tmp_path):
-    from ddspcli.engine._tensorflow import tf
-
-    folder, _ = official
-    config = magenta_ckpt.read_config(folder)
-    # A checkpoint holding only the reverb: every decoder variable is missing.
-    partial = tmp_path / "partial" / "ckpt-1"
-    partial.parent.mkdir()
-    holder = tf.Module()
-    holder.model = tf.Module()
-    holder.model.processor_group = tf.Module()
-    holder.model.processor_group.reverb = tf.Module()
-    holder.model.processor_group.reverb.ir = tf.Variable(tf.zeros([48000]))
-    tf.train.Checkpoint(model=holder.model).write(str(partial))
-    with pytest.raises(ModelError, match="has no variable model/decoder/input_stacks/1"):
-        magenta_ckpt.load_weights(magenta_ckpt.build_model(config), config, str(partial))
-    damaged = tmp_path / "damaged"
-    shutil.copytree(folder, damaged)
-    data = damaged / "ckpt-30.data-00000-of-00001"
-    data.write_bytes(data.read_bytes()[:1000])
-    with pytest.raises(ModelError):
-        magenta_ckpt.load_weights(magenta_ckpt.build_model(config), config,
-                                  magenta_ckpt.latest_checkpoint(damaged))  # fmt: skip
-
-
 def test_harmonic_audio_of_the_imported_controls_matches_the_official_oscillator(official):
     """The imported model's controls through the official oscillator bank (reproduced step
     for step: bit-identical on the official controls) give the official harmonic audio within
@@ -428,3 +403,66 @@ def test_the_ddsp_0x_names_are_read(official, tmp_path):
     gin.write_text(text)
     config = magenta_ckpt.read_config(src)
     assert (config.sample_rate, config.frame_rate, config.n_harmonics) == (16000, 125, 60)
+
+
+def _break(kind: str, src, tmp_path) -> None:
+    """Damage a copy of the official fixture in one way."""
+    import os
+    import pickle
+
+    gin = src / "operative_config-0.gin"
+    if kind == "no checkpoint":
+        for f in src.glob("ckpt-*"):
+            f.unlink()
+    elif kind == "unknown decoder":
+        gin.write_text(gin.read_text().replace("RnnFcDecoder()", "MidiDecoder()"))
+    elif kind == "missing variable":  # a checkpoint holding only the reverb
+        from ddspcli.engine._tensorflow import tf
+
+        for f in src.glob("ckpt-*"):
+            f.unlink()
+        holder = tf.Module()
+        holder.processor_group = tf.Module()
+        holder.processor_group.reverb = tf.Module()
+        holder.processor_group.reverb.ir = tf.Variable(tf.zeros([48000]))
+        tf.train.Checkpoint(model=holder).write(str(src / "ckpt-30"))
+    elif kind == "wrong shape":
+        gin.write_text(gin.read_text().replace("RnnFcDecoder.ch = 64", "RnnFcDecoder.ch = 32"))
+    elif kind == "corrupted data":
+        data = src / "ckpt-30.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[:1000])
+    elif kind == "malicious pickle":
+        marker = tmp_path / "pwned"
+
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        (src / "dataset_statistics.pkl").write_bytes(pickle.dumps({"x": Exploit()}))
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("no checkpoint", r"has no ckpt-N\.index"),
+    ("unknown decoder", r"Autoencoder\.decoder = @decoders\.MidiDecoder\(\): only RnnFcDecoder"),
+    ("missing variable", r"has no variable model/decoder/input_stacks/1/"),
+    ("wrong shape", r"model/decoder/.* has shape \[.*\], the configuration gives \[.*\]"),
+    ("corrupted data", r"unreadable|damaged"),
+    ("malicious pickle", r"refused to unpickle"),
+])  # fmt: skip
+def test_bad_checkpoint_folders_are_one_line_exit_5_nothing_written(official, tmp_path,
+                                                                     kind, message):  # fmt: skip
+    import re
+
+    from clirun import ddsp
+
+    from ddspcli.errors import EXIT_MODEL
+
+    src = tmp_path / "ckpt"
+    shutil.copytree(official[0], src)
+    _break(kind, src, tmp_path)
+    run = ddsp("models", "import", src, "-o", tmp_path / "out")
+    lines = run.stderr.decode().strip().splitlines()
+    assert run.returncode == EXIT_MODEL and len(lines) == 1, run.stderr
+    assert re.search(message, lines[0]) and "Traceback" not in lines[0], lines[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "pwned").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folder left
