@@ -299,7 +299,7 @@ def _ae_folder(folder, dest, layers: int = 1):
     return dest
 
 
-def test_a_z_autoencoder_imports_encoder_and_decoder(official, tmp_path):
+def test_a_z_autoencoder_imports_encoder_and_decoder(official, data_dir, tmp_path):
     """``ae.gin``'s shape: the official MFCC z encoder (FFT 1024, hop 512 for 125 z steps per
     4 s, instance norm) and a decoder fed (ld, f0, z): a checkpoint in the official layout
     imports back to the same z and controls, through `ddsp models import` too."""
@@ -332,6 +332,9 @@ def test_a_z_autoencoder_imports_encoder_and_decoder(official, tmp_path):
     za, _ = ours.encoder(features["audio"], 750)
     zb, _ = imported.encoder(features["audio"], 750)
     np.testing.assert_allclose(zb.numpy(), za.numpy(), atol=1e-6)
+    clip = data_dir / "speech_arctic_a0001.wav"
+    run = ddsp("transfer", clip, "-m", tmp_path / "imported", "-o", tmp_path / "z.wav")
+    assert run.returncode == 0 and (tmp_path / "z.wav").stat().st_size > 40000, run.stderr
 
 
 def golden_audio(n: int) -> np.ndarray:
