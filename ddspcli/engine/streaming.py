@@ -33,6 +33,105 @@ PARTS = ("audio", "harmonic", "noise", "dry")
 DEFAULT_BLOCK_FRAMES = 2500  # 10 s at 250 frames/s
 
 
+class SynthStream:
+    """The harmonic and filtered-noise synthesizers fed controls a few frames at a time.
+
+    `push` takes the controls of the next frames and returns the samples that are now final
+    (the frames up to `lag` behind the newest): ``harmonic``, ``noise`` (when the model has
+    noise) and ``dry`` (their sum), each ``[k * hop]`` for the ``k`` frames released. `finish`
+    releases the rest with the last frame held. Any split of the frames gives the same samples
+    as a one-shot render (float32 rounding aside).
+
+    Args:
+        model: the autoencoder (weights loaded). seed: seed of the noise stream.
+    """
+
+    def __init__(self, model: Autoencoder, seed: int = 0) -> None:
+        self.model, self.seed, self.hop = model, seed, model.hop
+        self.noise_crop = 0
+        if model.noise is not None:
+            probe = tf.zeros([1, 1, model.n_noise_bands])
+            ir_size = int(dsp.frequency_impulse_response(probe, model.noise.window_size).shape[-1])
+            self.noise_crop = dsp.filter_delay(ir_size)  # what a one-shot `same` drops
+        self.lag = max(1, math.ceil(self.noise_crop / self.hop))
+        self.decoded = 0  # frames pushed
+        self.emitted = 0  # frames whose samples are final
+        self._pending: dict[str, tf.Tensor] = {}  # controls of frames [emitted, decoded)
+        self._phase: tf.Tensor | None = None
+        self._noise_buffer = np.zeros(0, np.float32)  # full convolution from sample _noise_at
+        self._noise_at = 0
+
+    def push(self, controls: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
+        """Take the controls ``[1, t, ...]`` of the next ``t`` frames; return what is final."""
+        controls = dict(controls)
+        first = self.decoded
+        if "noise_magnitudes" in controls:
+            self._add_noise(controls.pop("noise_magnitudes"), first)
+        self._pending = (
+            {k: tf.concat([self._pending[k], v], axis=1) for k, v in controls.items()}
+            if self._pending
+            else controls
+        )
+        self.decoded = first + int(controls["f0_hz"].shape[1])
+        return self._emit(self.decoded - self.lag)
+
+    def finish(self) -> dict[str, np.ndarray]:
+        """Release the last frames, the last one held (as a one-shot render ends)."""
+        if not self._pending:
+            return self._emit(self.emitted)
+        self._pending = {k: tf.concat([v, v[:, -1:]], axis=1) for k, v in self._pending.items()}
+        return self._emit(self.decoded)
+
+    def _emit(self, until: int) -> dict[str, np.ndarray]:
+        """Render frames ``[emitted, until)`` from pending controls (one frame of lookahead)."""
+        count = until - self.emitted
+        if count <= 0:
+            empty = np.zeros(0, np.float32)
+            return {"harmonic": empty, "dry": empty} | ({"noise": empty} if self.model.noise
+                                                        is not None else {})  # fmt: skip
+        lookahead = {k: v[:, : count + 1] for k, v in self._pending.items()}
+        harmonic, self._phase = dsp.harmonic_synthesis(
+            lookahead["f0_hz"],
+            lookahead["amplitudes"],
+            lookahead["harmonic_distribution"],
+            (count + 1) * self.hop,
+            self.model.sample_rate,
+            self.model.harmonic.amp_resample_method,
+            self._phase,
+            lookahead=True,
+        )
+        parts = {"harmonic": harmonic[0].numpy()}
+        parts["dry"] = parts["harmonic"]
+        if self.model.noise is not None:
+            parts["noise"] = self._take_noise(self.emitted * self.hop, until * self.hop)
+            parts["dry"] = parts["harmonic"] + parts["noise"]
+        self._pending = {k: v[:, count:] for k, v in self._pending.items()}
+        self.emitted = until
+        return parts
+
+    def _add_noise(self, magnitudes: tf.Tensor, first: int) -> None:
+        """Filter frames ``[first, first + t)``'s white noise; overlap-add into the buffer."""
+        n = int(magnitudes.shape[1]) * self.hop
+        white = dsp.white_noise(self.seed, first * self.hop, n)[None]
+        irs = dsp.frequency_impulse_response(magnitudes, self.model.noise.window_size)
+        full = dsp.fft_convolve(white, irs, padding="valid")[0].numpy()
+        offset = first * self.hop - self._noise_at
+        needed = offset + len(full)
+        if needed > len(self._noise_buffer):
+            self._noise_buffer = np.pad(self._noise_buffer, (0, needed - len(self._noise_buffer)))
+        self._noise_buffer[offset:needed] += full
+
+    def _take_noise(self, start: int, stop: int) -> np.ndarray:
+        """Final noise samples ``[start, stop)``; drops the buffer before them."""
+        lo, hi = start + self.noise_crop - self._noise_at, stop + self.noise_crop - self._noise_at
+        piece = self._noise_buffer[lo:hi].copy()
+        if len(piece) < stop - start:  # the buffer's end: no noise filtered beyond it
+            piece = np.pad(piece, (0, stop - start - len(piece)))
+        self._noise_buffer = self._noise_buffer[hi:]
+        self._noise_at += hi
+        return piece
+
+
 class StreamRenderer:
     """Render a model's audio for a whole feature dict, one block of frames at a time.
 
@@ -47,12 +146,7 @@ class StreamRenderer:
             raise ValueError("block_frames must be at least 1")
         self.model, self.seed, self.block_frames = model, seed, block_frames
         self.hop = model.hop
-        self.noise_crop = 0
-        if model.noise is not None:
-            probe = tf.zeros([1, 1, model.n_noise_bands])
-            ir_size = int(dsp.frequency_impulse_response(probe, model.noise.window_size).shape[-1])
-            self.noise_crop = dsp.filter_delay(ir_size)  # what a one-shot `same` drops
-        self.lag = max(1, math.ceil(self.noise_crop / self.hop))
+        self.lag = SynthStream(model, seed).lag
         self._controls = tf.function(model.controls)
 
     # -- public -------------------------------------------------------------------------------
@@ -84,24 +178,18 @@ class StreamRenderer:
             return {p: np.zeros(0, np.float32) for p in parts}
         self._start(n_frames, parts)
         block = min(self.block_frames, n_frames)
-        state = self._initial_state()
+        state = initial_state(self.model)
         for first in range(0, n_frames, block):
             count = min(block, n_frames - first)
             inputs = self._block_inputs(features, audio, first, count, block)
             controls, state = self._controls(inputs, state)
-            self._push({k: v[:, :count] for k, v in controls.items()}, first)
+            self._write(self._synth.push({k: v[:, :count] for k, v in controls.items()}))
             if progress is not None:
                 progress(count)
-        self._finish()
+        self._write(self._synth.finish())
         return self._out
 
     # -- decoder --------------------------------------------------------------------------------
-
-    def _initial_state(self) -> dict[str, tf.Tensor]:
-        state = {"rnn": tf.zeros([1, self.model.rnn.units])}
-        if self.model.encoder is not None:
-            state["z_rnn"] = tf.zeros([1, self.model.encoder.rnn.units])
-        return state
 
     def _block_inputs(
         self,
@@ -130,86 +218,26 @@ class StreamRenderer:
             inputs["audio"] = tf.constant(piece[None])
         return inputs
 
-    # -- synthesizers -----------------------------------------------------------------------------
+    # -- output -----------------------------------------------------------------------------------
 
     def _start(self, n_frames: int, parts: tuple[str, ...]) -> None:
-        self._n_frames = n_frames
+        self._synth = SynthStream(self.model, self.seed)
         self._out = {p: np.zeros(n_frames * self.hop, np.float32) for p in parts}
-        self._pending: dict[str, tf.Tensor] = {}  # controls of frames [emitted, decoded)
-        self._emitted = 0  # frames whose samples are final
-        self._phase: tf.Tensor | None = None
-        self._noise_buffer = np.zeros(0, np.float32)  # full convolution from sample _noise_at
-        self._noise_at = 0
+        self._at = 0  # samples written
         ir = self.model.reverb.ir if self.model.reverb is not None else None
         self._ir = None if ir is None else self.model.reverb.effective_ir(dsp.tf_float32(ir))
         self._tail = None if ir is None else np.zeros(int(ir.shape[0]) - 1, np.float32)
 
-    def _push(self, controls: dict[str, tf.Tensor], first: int) -> None:
-        """Take the controls of frames ``[first, first + t)``; emit what is now final."""
-        if "noise_magnitudes" in controls:
-            self._add_noise(controls.pop("noise_magnitudes"), first)
-        self._pending = (
-            {k: tf.concat([self._pending[k], v], axis=1) for k, v in controls.items()}
-            if self._pending
-            else controls
-        )
-        decoded = first + int(controls["f0_hz"].shape[1])
-        self._emit(decoded - self.lag)
-
-    def _finish(self) -> None:
-        """Emit the last frames, the last one held (as a one-shot render ends)."""
-        self._pending = {k: tf.concat([v, v[:, -1:]], axis=1) for k, v in self._pending.items()}
-        self._emit(self._n_frames)
-
-    def _emit(self, until: int) -> None:
-        """Render frames ``[emitted, until)`` from pending controls (one frame of lookahead)."""
-        count = until - self._emitted
-        if count <= 0:
+    def _write(self, parts: dict[str, np.ndarray]) -> None:
+        """Store the samples `SynthStream` released (and the reverb of their dry sum)."""
+        n = len(parts["dry"])
+        if n == 0:
             return
-        lookahead = {k: v[:, : count + 1] for k, v in self._pending.items()}
-        harmonic, self._phase = dsp.harmonic_synthesis(
-            lookahead["f0_hz"],
-            lookahead["amplitudes"],
-            lookahead["harmonic_distribution"],
-            (count + 1) * self.hop,
-            self.model.sample_rate,
-            self.model.harmonic.amp_resample_method,
-            self._phase,
-            lookahead=True,
-        )
-        start, stop = self._emitted * self.hop, until * self.hop
-        parts = {"harmonic": harmonic[0].numpy()}
-        dry = parts["harmonic"]
-        if self.model.noise is not None:
-            parts["noise"] = self._take_noise(start, stop)
-            dry = dry + parts["noise"]
-        parts["dry"] = dry
         if "audio" in self._out:
-            parts["audio"] = self._reverb(dry) if self._ir is not None else dry
+            parts["audio"] = self._reverb(parts["dry"]) if self._ir is not None else parts["dry"]
         for name, out in self._out.items():
-            out[start:stop] = parts.get(name, 0.0)
-        self._pending = {k: v[:, count:] for k, v in self._pending.items()}
-        self._emitted = until
-
-    def _add_noise(self, magnitudes: tf.Tensor, first: int) -> None:
-        """Filter frames ``[first, first + t)``'s white noise; overlap-add into the buffer."""
-        n = int(magnitudes.shape[1]) * self.hop
-        white = dsp.white_noise(self.seed, first * self.hop, n)[None]
-        irs = dsp.frequency_impulse_response(magnitudes, self.model.noise.window_size)
-        full = dsp.fft_convolve(white, irs, padding="valid")[0].numpy()
-        offset = first * self.hop - self._noise_at
-        needed = offset + len(full)
-        if needed > len(self._noise_buffer):
-            self._noise_buffer = np.pad(self._noise_buffer, (0, needed - len(self._noise_buffer)))
-        self._noise_buffer[offset:needed] += full
-
-    def _take_noise(self, start: int, stop: int) -> np.ndarray:
-        """Final noise samples ``[start, stop)``; drops the buffer before them."""
-        lo, hi = start + self.noise_crop - self._noise_at, stop + self.noise_crop - self._noise_at
-        piece = self._noise_buffer[lo:hi].copy()
-        self._noise_buffer = self._noise_buffer[hi:]
-        self._noise_at += hi
-        return piece
+            out[self._at : self._at + n] = parts.get(name, 0.0)
+        self._at += n
 
     def _reverb(self, dry: np.ndarray) -> np.ndarray:
         """Dry block -> dry + wet, carrying the convolution tail to the next block."""
@@ -217,3 +245,11 @@ class StreamRenderer:
         wet[: len(self._tail)] += self._tail
         self._tail = wet[len(dry) :]
         return dry + wet[: len(dry)]
+
+
+def initial_state(model: Autoencoder) -> dict[str, tf.Tensor]:
+    """Zero recurrent state of the decoder (and of the z encoder's GRU), batch 1."""
+    state = {"rnn": tf.zeros([1, model.rnn.units])}
+    if model.encoder is not None:
+        state["z_rnn"] = tf.zeros([1, model.encoder.rnn.units])
+    return state
