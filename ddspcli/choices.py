@@ -21,6 +21,9 @@ class PitchModel(StrEnum):
 PITCH_HOP_MS = {PitchModel.FULL.value: 32.0, PitchModel.TINY.value: 16.0}
 FEATURES_PITCH_MODEL = PitchModel.FULL  # `features`, `prepare`: accuracy first
 TRANSFER_PITCH_MODEL = PitchModel.TINY  # `transfer`: 9x faster, as accurate on singing
+LIVE_PITCH_MODEL = PitchModel.TINY  # `live`: real time on 2 cores (BENCHMARKS.md, "Live")
+# `live` holds each CREPE estimate until the next (no interpolation towards the future).
+LIVE_PITCH_HOP_MS = {PitchModel.FULL.value: 32.0, PitchModel.TINY.value: 16.0}
 
 
 class Variant(StrEnum):
@@ -58,6 +61,13 @@ class Runner(StrEnum):
 
     LOCAL = "local"  # this process or a local process pool
     BEAM = "beam"  # an Apache Beam pipeline (needs the `beam` extra)
+
+
+class Pace(StrEnum):
+    """How `live` runs on files and pipes."""
+
+    FAST = "fast"  # as fast as the machine goes
+    REALTIME = "realtime"  # wait for the clock, as a sound card would (a rehearsal)
 
 
 class FeatureFormat(StrEnum):

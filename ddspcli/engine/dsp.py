@@ -6,6 +6,7 @@ harmonics or filter bins. Frequencies are in Hz, phases in radians, levels in dB
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -295,12 +296,16 @@ def white_noise(seed: int, start: int, n_samples: int, chunk: int = 65536) -> tf
         float32 ``[n_samples]`` in [-1, 1).
     """
     first, last = start // chunk, (start + max(n_samples, 1) - 1) // chunk
-    pieces = [
-        tf.random.stateless_uniform([chunk], tf.constant([seed, i], tf.int64), -1.0, 1.0)
-        for i in range(first, last + 1)
-    ]
+    pieces = [_noise_chunk(seed, i, chunk) for i in range(first, last + 1)]
     offset = start - first * chunk
-    return tf.concat(pieces, axis=0)[offset : offset + n_samples]
+    return tf.constant(np.concatenate(pieces)[offset : offset + n_samples])
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_chunk(seed: int, index: int, chunk: int) -> np.ndarray:
+    """One piece of `white_noise`'s stream (kept: small blocks read the same piece often)."""
+    noise = tf.random.stateless_uniform([chunk], tf.constant([seed, index], tf.int64), -1.0, 1.0)
+    return noise.numpy()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,9 +44,11 @@ class SynthStream:
 
     Args:
         model: the autoencoder (weights loaded). seed: seed of the noise stream.
+        compiled: run the synthesizers as `tf.function` graphs, traced once per block shape:
+            for many small blocks (live), where eager per-op dispatch would dominate.
     """
 
-    def __init__(self, model: Autoencoder, seed: int = 0) -> None:
+    def __init__(self, model: Autoencoder, seed: int = 0, compiled: bool = False) -> None:
         self.model, self.seed, self.hop = model, seed, model.hop
         self.noise_crop = 0
         if model.noise is not None:
@@ -54,12 +56,23 @@ class SynthStream:
             ir_size = int(dsp.frequency_impulse_response(probe, model.noise.window_size).shape[-1])
             self.noise_crop = dsp.filter_delay(ir_size)  # what a one-shot `same` drops
         self.lag = max(1, math.ceil(self.noise_crop / self.hop))
+        self.reset()
+        self._harmonic = tf.function(dsp.harmonic_synthesis) if compiled else dsp.harmonic_synthesis
+        self._filter = tf.function(self._filtered_noise) if compiled else self._filtered_noise
+
+    def reset(self) -> None:
+        """Back to the start of a stream (compiled graphs kept)."""
         self.decoded = 0  # frames pushed
         self.emitted = 0  # frames whose samples are final
         self._pending: dict[str, tf.Tensor] = {}  # controls of frames [emitted, decoded)
         self._phase: tf.Tensor | None = None
         self._noise_buffer = np.zeros(0, np.float32)  # full convolution from sample _noise_at
         self._noise_at = 0
+
+    def _filtered_noise(self, white: tf.Tensor, magnitudes: tf.Tensor) -> tf.Tensor:
+        """``[1, t * hop]`` white noise through each frame's FIR: the full convolution."""
+        irs = dsp.frequency_impulse_response(magnitudes, self.model.noise.window_size)
+        return dsp.fft_convolve(white, irs, padding="valid")[0]
 
     def push(self, controls: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
         """Take the controls ``[1, t, ...]`` of the next ``t`` frames; return what is final."""
@@ -90,7 +103,7 @@ class SynthStream:
             return {"harmonic": empty, "dry": empty} | ({"noise": empty} if self.model.noise
                                                         is not None else {})  # fmt: skip
         lookahead = {k: v[:, : count + 1] for k, v in self._pending.items()}
-        harmonic, self._phase = dsp.harmonic_synthesis(
+        harmonic, self._phase = self._harmonic(
             lookahead["f0_hz"],
             lookahead["amplitudes"],
             lookahead["harmonic_distribution"],
@@ -113,8 +126,7 @@ class SynthStream:
         """Filter frames ``[first, first + t)``'s white noise; overlap-add into the buffer."""
         n = int(magnitudes.shape[1]) * self.hop
         white = dsp.white_noise(self.seed, first * self.hop, n)[None]
-        irs = dsp.frequency_impulse_response(magnitudes, self.model.noise.window_size)
-        full = dsp.fft_convolve(white, irs, padding="valid")[0].numpy()
+        full = self._filter(white, magnitudes).numpy()
         offset = first * self.hop - self._noise_at
         needed = offset + len(full)
         if needed > len(self._noise_buffer):
