@@ -587,7 +587,8 @@ class _DeviceOutput:
         self._lock = threading.Lock()
         self._samples = np.zeros(0, np.float32)
         self._previous = np.zeros(0, np.float32)
-        self.limit, self.xruns, self.played = limit, 0, 0
+        self.limit, self.xruns, self.played, self.calls = limit, 0, 0, 0
+        self.draining = False  # the input has ended: the rest plays out, then silence
 
     def put(self, x: np.ndarray) -> None:
         with self._lock:
@@ -599,16 +600,19 @@ class _DeviceOutput:
 
     def take(self, n: int) -> np.ndarray:
         with self._lock:
-            if len(self._samples) >= n:
-                out, self._samples = self._samples[:n], self._samples[n:]
-            else:
-                self.xruns += 1
-                out = _fade(np.resize(self._previous, n)) if len(self._previous) else \
-                    np.zeros(n, np.float32)  # fmt: skip
-                self._previous = np.zeros(0, np.float32)
+            self.calls += 1
+            if len(self._samples) >= n or (self.draining and len(self._samples)):
+                out = np.pad(self._samples[:n], (0, max(0, n - len(self._samples))))
+                self._samples = self._samples[n:]
+                self._previous = out
+                self.played += n
                 return out
-            self._previous = out
-            self.played += n
+            if self.draining:  # the end: silence is expected
+                return np.zeros(n, np.float32)
+            self.xruns += 1
+            out = _fade(np.resize(self._previous, n)) if len(self._previous) else np.zeros(
+                n, np.float32)  # fmt: skip
+            self._previous = np.zeros(0, np.float32)
             return out
 
 
@@ -671,13 +675,28 @@ def run_device(
     except (sd.PortAudioError, ValueError) as err:
         raise liveio.DeviceError(f"cannot open the sound device: {err}") from None
     limit = None if seconds is None else round(seconds * engine.sample_rate)
+    period = device_block / rate
+
+    def stalled(since: float) -> None:
+        """No callback for 5 s: the device went away (a server stopped, a card unplugged)."""
+        if time.perf_counter() - since > 5.0 + 10 * period:
+            raise liveio.DeviceError("the sound device stopped answering (its server or "
+                                     "card went away)")  # fmt: skip
+
     with stream:
         while limit is None or runner.received < limit:
             if use_in:
-                raw = inputs.get(timeout=5.0)
+                try:
+                    raw = inputs.get(timeout=5.0 + 10 * period)
+                except queue.Empty:
+                    stalled(0.0)
             else:
+                since, calls = time.perf_counter(), output.calls
                 while output.waiting() > 2 * device_block:  # the device sets the pace
-                    time.sleep(device_block / rate / 4)
+                    time.sleep(period / 4)
+                    if output.calls != calls:
+                        since, calls = time.perf_counter(), output.calls
+                    stalled(since)
                 raw = source.read(round(engine.block * source.sample_rate / engine.sample_rate))
                 if len(raw) == 0:
                     break
@@ -686,8 +705,13 @@ def run_device(
         tail = to_out(runner.finish(), last=True) if not use_in else np.zeros(0, np.float32)
         if use_out:
             output.put(tail)
+            output.draining = True
+            since, calls = time.perf_counter(), output.calls
             while output.waiting() > 0:
-                time.sleep(device_block / rate)
+                time.sleep(period)
+                if output.calls != calls:
+                    since, calls = time.perf_counter(), output.calls
+                stalled(since)
         else:
             _write(sink, tail)
     engine.stats.xruns += output.xruns + overflows[0]

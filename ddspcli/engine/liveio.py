@@ -304,14 +304,14 @@ def list_devices() -> list[dict]:
 
 
 def classify(spec: str) -> str:
-    """What ``-i``/``-o`` names: ``stdio`` (``-``), ``file`` (an existing path, or a name with
+    """What ``-i``/``-o`` names: ``stdio`` (``-``), ``file`` (an existing file, or a name with
     a folder or an audio suffix) or ``device`` (``default``, an index, or a device name)."""
     from ddspcli.engine import audio
 
     if spec == STDIO:
         return "stdio"
     path = Path(spec)
-    if path.exists() or "/" in spec or path.suffix.lower() in audio.AUDIO_SUFFIXES:
+    if path.is_file() or "/" in spec or path.suffix.lower() in audio.AUDIO_SUFFIXES:
         return "file"
     return "device"
 
