@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,17 +76,19 @@ class CausalFeatures:
     the pitch keeps its last value); the frames in between hold the last CREPE pitch.
 
     Args:
-        tracker: a CREPE network. settings: the model's feature settings (16 kHz).
+        activations: CREPE, ``[n, 1024]`` frames -> ``[n, 360]`` activations (numpy), e.g.
+            `pitch.CrepeLite.activations`. settings: the model's feature settings (16 kHz).
         stride: feature frames between CREPE frames.
     """
 
-    def __init__(self, tracker: pitch.Crepe, settings: features.FeatureSettings, stride: int):
+    def __init__(self, activations: Callable[[np.ndarray], np.ndarray],
+                 settings: features.FeatureSettings, stride: int):  # fmt: skip
         if settings.sample_rate != pitch.SAMPLE_RATE:
             raise ValueError(f"live needs a {pitch.SAMPLE_RATE} Hz model, not "
                              f"{settings.sample_rate} Hz")  # fmt: skip
         if settings.n_fft // 2 > LOOKAHEAD:
             raise ValueError(f"loudness n_fft {settings.n_fft} reaches past CREPE's window")
-        self.tracker, self.settings, self.stride = tracker, settings, stride
+        self.activations, self.settings, self.stride = activations, settings, stride
         self.hop = settings.hop
         self.reset()
         self._loudness = tf.function(functools.partial(
@@ -131,8 +134,7 @@ class CausalFeatures:
         estimates = {}
         if loud:
             windows = np.stack([self._window(frames[i] * hop, pitch.FRAME_SIZE) for i in loud])
-            f0, confidence = pitch.decode(self.tracker.activations(tf.constant(windows)).numpy(),
-                                          viterbi=False)  # fmt: skip
+            f0, confidence = pitch.decode(self.activations(windows), viterbi=False)
             estimates = {i: (float(a), float(b)) for i, a, b in zip(loud, f0, confidence,
                                                                       strict=True)}  # fmt: skip
             self.crepe_frames += len(loud)
@@ -362,12 +364,12 @@ class LiveEngine:
         fsettings = transfer.feature_settings(loaded.info, settings.pitch_model,
                                               settings.pitch_hop())  # fmt: skip
         self.sample_rate, self.hop = model.sample_rate, model.hop
-        self.features = CausalFeatures(features.load_tracker(weights), fsettings,
-                                       fsettings.pitch_stride)  # fmt: skip
+        crepe = pitch.CrepeLite(features.load_tracker(weights))
+        self.features = CausalFeatures(crepe.activations, fsettings, fsettings.pitch_stride)
         self.adjuster = LiveAdjuster(loaded.statistics, settings, model.frame_rate,
                                      adjust_lib.f0_limits(model.sample_rate))  # fmt: skip
         self.synth = streaming.SynthStream(model, settings.seed, compiled=True)
-        self._controls = tf.function(model.controls, reduce_retracing=True)
+        self._controls = tf.function(model.controls, jit_compile=True)
         self.delay = pipeline_delay(block, self.hop, self.synth.lag)
         self._ir = None
         if settings.reverb and model.reverb is not None:

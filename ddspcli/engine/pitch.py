@@ -125,6 +125,39 @@ class Crepe(tf.Module):
         return tf.sigmoid(tf.matmul(x, self.w["dense/kernel"]) + self.w["dense/bias"])
 
 
+class CrepeLite:
+    """The same network run by TensorFlow Lite (converted from `Crepe.activations` in memory,
+    about a second): about 3x faster than TensorFlow for the one-to-four-frame calls of
+    `ddsp live` (see BENCHMARKS.md, "Live"); activations within 1e-6 of `Crepe`'s.
+
+    Args:
+        crepe: the network to convert.
+    """
+
+    def __init__(self, crepe: Crepe) -> None:
+        import warnings
+
+        concrete = crepe.activations.get_concrete_function()
+        flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([concrete], crepe).convert()
+        with warnings.catch_warnings():  # tf.lite.Interpreter's notice about its successor
+            warnings.simplefilter("ignore")
+            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+
+    def activations(self, frames: np.ndarray) -> np.ndarray:
+        """``[n, 1024]`` audio frames at 16 kHz -> ``[n, 360]`` activations (numpy)."""
+        frames = np.ascontiguousarray(frames, np.float32)
+        if len(frames) != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [len(frames), FRAME_SIZE])
+            self._interpreter.allocate_tensors()
+            self._batch = len(frames)
+        self._interpreter.set_tensor(self._input, frames)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
 # ---------------------------------------------------------------------------------------------
 # Framing and decoding (numpy).
 

@@ -1,0 +1,85 @@
+"""`ddsp live` latency and speed: every shipped model, blocks of 10 / 20 / 40 ms.
+
+For each (model, block): the algorithmic latency (block + CREPE's half window + synthesis
+look-ahead), compute time per block (p50 / p99 / max), the real-time factor (compute time /
+audio time) and the xruns over `--seconds` of input paced in real time exactly as a sound card
+would (`--pace realtime`: a block whose compute ends after its playback slot is an xrun). The
+input is singing (vocadito_1) followed by speech (CMU ARCTIC), looped to length. Then CREPE
+full at 20 ms blocks, unpaced on a shorter input, for its cost. Run it with nothing else on
+the machine:
+
+    DDSP_HOME=... .venv/bin/python benchmarks/live_latency.py [--seconds 60] [--out r.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from ddspcli import pretrained
+from ddspcli.engine import audio, live
+from ddspcli.engine import model as model_lib
+
+MODELS = ("violin", "tenor_sax", "flute-sf", "cello-sf", "trumpet-sf")
+BLOCKS_MS = (10, 20, 40)
+
+
+def test_input(data: Path, seconds: float) -> np.ndarray:
+    """Singing then speech at 16 kHz, looped to `seconds`."""
+    parts = [audio.read_audio(data / "vocadito" / "audio" / "vocadito_1.wav", 16000)[0],
+             *(audio.read_audio(p, 16000)[0]
+               for p in sorted((data / "speech" / "cmu_arctic").rglob("*.wav"))[:5])]  # fmt: skip
+    x = np.concatenate(parts)
+    return np.resize(x, int(seconds * 16000)).astype(np.float32)
+
+
+def run(loaded, weights: str, x: np.ndarray, block_ms: float, pitch_model: str,
+        pace: bool) -> dict:  # fmt: skip
+    settings = live.LiveSettings(block_ms=block_ms, pitch_model=pitch_model)
+    engine = live.LiveEngine(loaded, settings, weights, live.block_samples(settings,
+                                                                           loaded.model))
+    engine.warm_up()
+    runner = live.BlockRunner(engine, pace=pace)
+    for i in range(0, len(x), engine.block):
+        runner.push(x[i : i + engine.block])
+    return engine.stats.to_dict(engine)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--full-seconds", type=float, default=10.0)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    weights = {m: str(next(pretrained.pull(pretrained.get_spec(f"crepe-{m}")).glob("*.pth")))
+               for m in ("tiny", "full")}  # fmt: skip
+    x = test_input(args.data, args.seconds)
+    rows = []
+    for name in args.models.split(","):
+        loaded = model_lib.load_model_dir(pretrained.resolve_instrument(name)[0])
+        configs = [(b, "tiny", True, x) for b in BLOCKS_MS]
+        configs.append((20, "full", False, x[: int(args.full_seconds * 16000)]))
+        for block_ms, pitch_model, pace, signal in configs:
+            stats = run(loaded, weights[pitch_model], signal, block_ms, pitch_model, pace)
+            row = {"model": name, "paced": pace, **stats}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if args.out:
+        with args.out.open("a") as f:
+            f.write(json.dumps({"date": datetime.date.today().isoformat(),
+                                "machine": f"{platform.node()} ({os.cpu_count()} cores)",
+                                "seconds": args.seconds, "rows": rows}) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
