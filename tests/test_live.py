@@ -76,7 +76,7 @@ def stream(engine: live.LiveEngine, audio: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("block_ms", [10, 20, 40])
 def test_streaming_equals_an_offline_render_of_the_causal_features(reverb_model, crepe_tiny,
                                                                    block_ms):  # fmt: skip
-    audio, _ = glide(2.0)
+    audio, _ = glide(1.2)
     settings = live.LiveSettings(block_ms=block_ms)
     engine = live.LiveEngine(reverb_model, settings, crepe_tiny, block_ms * SR // 1000)
     engine.recorded = []
@@ -185,12 +185,21 @@ def test_wav_streams_decode_like_libsndfile(subtype):
     np.testing.assert_allclose(got, expected, atol=1e-7)
 
 
-def test_pipe_equals_file_and_bad_input_is_one_line(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def short_clip(data_dir, tmp_path_factory):
+    """The first 1.5 s of the speech clip (CLI tests pay for every second of audio)."""
+    path = tmp_path_factory.mktemp("clip") / "speech_1500ms.wav"
+    x, rate = sf.read(data_dir / "speech_arctic_a0001.wav", dtype="float32")
+    sf.write(path, x[: int(1.5 * rate)], rate, subtype="PCM_16")
+    return path
+
+
+def test_pipe_equals_file_and_bad_input_is_one_line(tmp_path, short_clip):
     from clirun import ddsp
 
     from ddspcli.errors import EXIT_INPUT, EXIT_USAGE
 
-    clip = data_dir / "speech_arctic_a0001.wav"
+    clip = short_clip
     wav = clip.read_bytes()
     piped = ddsp("live", "-m", "tenor_sax", "-i", "-", "-o", "-", stdin=wav)
     assert piped.returncode == 0, piped.stderr
@@ -212,7 +221,7 @@ def test_pipe_equals_file_and_bad_input_is_one_line(tmp_path, data_dir):
     assert bad.returncode == EXIT_USAGE and b"whole number" in bad.stderr
 
 
-def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir):
+def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir, short_clip):
     """``| head -c 1000``: exit 141, no traceback. SIGINT in a paced run: exit 130 and the
     output file complete (a valid WAV under its name, no temporary left)."""
     import signal
@@ -224,7 +233,7 @@ def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir):
 
     clip = data_dir / "speech_arctic_a0001.wav"
     cmd = [sys.executable, "-m", "ddspcli", "live", "-m", "tenor_sax"]
-    head = subprocess.run(f"{' '.join(cmd)} -i {clip} -o - | head -c 1000 > /dev/null; "
+    head = subprocess.run(f"{' '.join(cmd)} -i {short_clip} -o - | head -c 1000 > /dev/null; "
                           "echo ${PIPESTATUS[0]}", shell=True, capture_output=True,
                           executable="/bin/bash", timeout=120)  # fmt: skip
     assert head.stdout.decode().strip() == str(EXIT_PIPE) and b"Traceback" not in head.stderr

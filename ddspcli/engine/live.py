@@ -369,7 +369,7 @@ class LiveEngine:
         self.adjuster = LiveAdjuster(loaded.statistics, settings, model.frame_rate,
                                      adjust_lib.f0_limits(model.sample_rate))  # fmt: skip
         self.synth = streaming.SynthStream(model, settings.seed, compiled=True)
-        self._controls = tf.function(model.controls, jit_compile=True)
+        self._controls = tf.function(model.controls)
         self.delay = pipeline_delay(block, self.hop, self.synth.lag)
         self._ir = None
         if settings.reverb and model.reverb is not None:
