@@ -224,28 +224,35 @@ def test_pipe_equals_file_and_bad_input_is_one_line(tmp_path, short_clip):
 def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir, short_clip):
     """``| head -c 1000``: exit 141, no traceback. SIGINT in a paced run: exit 130 and the
     output file complete (a valid WAV under its name, no temporary left)."""
+    import os
     import signal
     import subprocess
     import sys
+    import threading
     import time
+
+    from clirun import ddsp
 
     from ddspcli.errors import EXIT_INTERRUPTED, EXIT_PIPE
 
-    clip = data_dir / "speech_arctic_a0001.wav"
     cmd = [sys.executable, "-m", "ddspcli", "live", "-m", "tenor_sax"]
     head = subprocess.run(f"{' '.join(cmd)} -i {short_clip} -o - | head -c 1000 > /dev/null; "
                           "echo ${PIPESTATUS[0]}", shell=True, capture_output=True,
                           executable="/bin/bash", timeout=120)  # fmt: skip
     assert head.stdout.decode().strip() == str(EXIT_PIPE) and b"Traceback" not in head.stderr
     out = tmp_path / "take.wav"
-    proc = subprocess.Popen([*cmd, "-i", str(clip), "-o", str(out), "--pace", "realtime"],
-                            stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.time() + 90
-    while time.time() < deadline and not list(tmp_path.glob(".take.wav.*")):
-        time.sleep(0.2)  # the temporary output exists: the engine runs
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == EXIT_INTERRUPTED, err
+
+    def interrupt_when_running() -> None:  # the temporary output exists: the engine runs
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob(".take.wav.*")):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    run = ddsp("live", "-m", "tenor_sax", "-i", data_dir / "speech_arctic_a0001.wav", "-o", out,
+               "--pace", "realtime", "--stats-json", tmp_path / "s.json")  # fmt: skip
+    assert run.returncode == EXIT_INTERRUPTED, run.stderr
     info = sf.info(out)
-    assert 0.5 < info.duration < 3.9 and not list(tmp_path.glob(".take.wav.*"))
+    assert 0.2 < info.duration < 3.5 and not list(tmp_path.glob(".take.wav.*"))
+    assert (tmp_path / "s.json").exists()
