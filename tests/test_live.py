@@ -256,3 +256,15 @@ def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir, short_clip):
     info = sf.info(out)
     assert 0.2 < info.duration < 3.5 and not list(tmp_path.glob(".take.wav.*"))
     assert (tmp_path / "s.json").exists()
+
+
+def test_crepe_through_tflite_equals_tensorflow(crepe_tiny):
+    from ddspcli.engine import features, pitch
+    from ddspcli.engine._tensorflow import tf
+
+    crepe = features.load_tracker(crepe_tiny)
+    lite = pitch.CrepeLite(crepe)
+    frames = glide(0.3)[0][: 3 * 1024].reshape(3, 1024)
+    for batch in (frames[:1], frames):  # the interpreter resizes between batch sizes
+        np.testing.assert_allclose(lite.activations(batch),
+                                   crepe.activations(tf.constant(batch)).numpy(), atol=1e-5)
