@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    live.single_threaded()  # as `ddsp live` does
     weights = {m: str(next(pretrained.pull(pretrained.get_spec(f"crepe-{m}")).glob("*.pth")))
                for m in ("tiny", "full")}  # fmt: skip
     x = test_input(args.data, args.seconds)

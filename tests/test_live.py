@@ -268,3 +268,17 @@ def test_crepe_through_tflite_equals_tensorflow(crepe_tiny):
     for batch in (frames[:1], frames):  # the interpreter resizes between batch sizes
         np.testing.assert_allclose(lite.activations(batch),
                                    crepe.activations(tf.constant(batch)).numpy(), atol=1e-5)
+
+
+def test_the_numpy_loudness_equals_the_engine_loudness(crepe_tiny):
+    from ddspcli.engine import dsp, features
+
+    settings = features.FeatureSettings()
+    tracker = live.CausalFeatures(lambda x: x, settings, 4)
+    audio = glide(0.5)[0]
+    piece = audio[: 9 * 64 + 512]
+    expected = dsp.compute_loudness(piece, 16000, 250, 512, center=False).numpy()
+    got = tracker.loudness(piece)
+    assert got.shape == expected.shape == (10,)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    np.testing.assert_allclose(tracker.loudness(np.zeros(512, np.float32)), [-80.0])

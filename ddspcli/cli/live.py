@@ -99,6 +99,7 @@ def live_command(
         ms = live.measure_round_trip(*devices, rate or 16000)
         typer.echo(f"{ms:.1f}")
         return
+    live.single_threaded()  # before the model is built: TensorFlow then starts on one thread
     if kinds["output"] == "file" and not output.lower().endswith(".wav"):
         raise typer.BadParameter(f"-o {output}: live writes WAV; name the file .wav")
     settings = live.LiveSettings(

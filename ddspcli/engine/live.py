@@ -21,7 +21,6 @@ how the input was cut into blocks, except for the constant `delay` (and float ro
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -91,10 +90,11 @@ class CausalFeatures:
         self.activations, self.settings, self.stride = activations, settings, stride
         self.hop = settings.hop
         self.reset()
-        self._loudness = tf.function(functools.partial(
-            dsp.compute_loudness, sample_rate=settings.sample_rate, frame_rate=settings.frame_rate,
-            n_fft=settings.n_fft, range_db=settings.range_db, ref_db=settings.ref_db,
-            center=False))  # fmt: skip
+        n_fft = settings.n_fft
+        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(
+            np.float32)  # periodic Hann, as tf.signal.stft  # fmt: skip
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / settings.sample_rate)
+        self._weighting = 10.0 ** (dsp.a_weighting_db(freqs) / 10.0)
 
     def reset(self) -> None:
         """Back to sample 0 (compiled graphs kept)."""
@@ -117,7 +117,18 @@ class CausalFeatures:
         self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
         return out
 
-    def _window(self, centre: int, size: int) -> np.ndarray:
+    def loudness(self, padded: np.ndarray) -> np.ndarray:
+        """`dsp.compute_loudness` (``center=False``) in numpy: the same periodic-Hann power
+        spectrum, A-weighting, mean and dB floor, without TensorFlow's per-call overhead on a
+        few frames. ``[(k - 1) * hop + n_fft]`` samples -> ``[k]`` dB."""
+        s = self.settings
+        frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft)[:: self.hop]
+        power = np.abs(np.fft.rfft(frames * self._window, axis=-1)) ** 2
+        mean = np.mean(power * self._weighting, axis=-1)
+        db = 10.0 * np.log10(np.maximum(mean, 1e-8)) - s.ref_db
+        return np.maximum(db, -s.range_db).astype(np.float32)
+
+    def _window_at(self, centre: int, size: int) -> np.ndarray:
         start = centre - size // 2 - self._buffer_start
         return self._buffer[start : start + size]
 
@@ -128,12 +139,13 @@ class CausalFeatures:
         s, hop = self.settings, self.hop
         first = frames[0] * hop - s.n_fft // 2 - self._buffer_start
         piece = self._buffer[first : first + (len(frames) - 1) * hop + s.n_fft]
-        loudness = self._loudness(tf.constant(piece)).numpy()
+        loudness = self.loudness(piece)
         grid = [i for i, k in enumerate(frames) if k % self.stride == 0]
         loud = [i for i in grid if loudness[i] > s.silence_db]
         estimates = {}
         if loud:
-            windows = np.stack([self._window(frames[i] * hop, pitch.FRAME_SIZE) for i in loud])
+            windows = np.stack([self._window_at(frames[i] * hop, pitch.FRAME_SIZE)
+                                for i in loud])  # fmt: skip
             f0, confidence = pitch.decode(self.activations(windows), viterbi=False)
             estimates = {i: (float(a), float(b)) for i, a, b in zip(loud, f0, confidence,
                                                                       strict=True)}  # fmt: skip
@@ -762,6 +774,20 @@ def measure_round_trip(input_device: int | None, output_device: int | None, rate
                                  "are they connected (loopback, monitor source)?")  # fmt: skip
     lag = int(np.argmax(np.abs(recorded))) - rate // 4
     return 1000.0 * lag / rate
+
+
+def single_threaded() -> bool:
+    """Run TensorFlow's kernels on one thread (call before TensorFlow runs its first op):
+    a live block is dozens of tiny kernels, for which handing work between threads costs
+    more than it saves (20 ms blocks: p50 8.2 -> 6.5 ms, BENCHMARKS.md "Live"). Returns
+    False, changing nothing, when TensorFlow is already running (e.g. a second command in
+    the same process)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        return False
+    return True
 
 
 def block_samples(settings: LiveSettings, model) -> int:
