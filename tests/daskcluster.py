@@ -35,12 +35,13 @@ class LocalCluster:
     scheduler: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_scheduler(self, timeout_s: float = 60.0) -> None:
+    def start_scheduler(self, timeout_s: float = 60.0,
+                        env: Mapping[str, str] | None = None) -> None:  # fmt: skip
         file = self.folder / "scheduler.json"
         self.scheduler = _spawn(
             ["-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
              "--no-dashboard", "--scheduler-file", str(file)],
-            self.folder / "scheduler.log",
+            self.folder / "scheduler.log", env,
         )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while not file.exists() and time.monotonic() < deadline:
@@ -49,12 +50,13 @@ class LocalCluster:
         self.address = json.loads(file.read_text())["address"]
 
     def add_worker(self, name: str, env: Mapping[str, str] | None = None,
-                   importable: bool = True) -> subprocess.Popen:  # fmt: skip
-        """Start a worker (one task at a time); `importable=False`: without ddspcli."""
+                   importable: bool = True, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Start a worker (one task at a time); `importable=False`: without ddspcli; `extra`:
+        more ``dask worker`` options (e.g. ``--preload FILE``)."""
         head = ["-c", NO_DDSPCLI] if not importable else ["-m", "distributed.cli.dask_worker"]
         proc = _spawn(
             [*head, self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-             "--name", name],
+             "--name", name, *extra],
             self.folder / f"{name}.log", env,
         )  # fmt: skip
         self.workers.append(proc)
@@ -99,15 +101,16 @@ def _check_alive(proc: subprocess.Popen, what: str) -> None:
 
 
 @contextlib.contextmanager
-def local_cluster(folder: Path, workers: int = 2,
-                  env: Mapping[str, str] | None = None) -> Iterator[LocalCluster]:  # fmt: skip
+def local_cluster(folder: Path, workers: int = 2, env: Mapping[str, str] | None = None,
+                  scheduler_env: Mapping[str, str] | None = None,
+                  extra: tuple[str, ...] = ()) -> Iterator[LocalCluster]:  # fmt: skip
     """A scheduler and `workers` workers (named ``w0``, ``w1``, ...), stopped on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(folder)
     try:
-        cluster.start_scheduler()
+        cluster.start_scheduler(env=scheduler_env)
         for i in range(workers):
-            cluster.add_worker(f"w{i}", env)
+            cluster.add_worker(f"w{i}", env, extra=extra)
         if workers:
             cluster.wait_for_workers(workers)
         yield cluster

@@ -134,8 +134,15 @@ def explain_failure(err: BaseException) -> RunError | None:
     None (the exception is then a bug and goes up unchanged)."""
     try:
         from distributed import KilledWorker
+        from distributed.scheduler import NoValidWorkerError
     except ImportError:
         return None
+    if isinstance(err, NoValidWorkerError):
+        return RunError(
+            "no Dask worker was left to compute features within the scheduler's "
+            "no-workers-timeout; finished files are kept: start workers and rerun the same "
+            "command to resume"
+        )
     if isinstance(err, KilledWorker):
         return RunError(
             "Dask workers died while computing features (the scheduler gave up on a task "
