@@ -14,8 +14,11 @@ Four checks, each a JSON line (and appended to --out):
    in the run folder.
 3. ``resume``: kill -9 both workers once the chief has saved a checkpoint, rerun both: both say
    they resume at the saved step, and the losses after it equal the uninterrupted run's.
-4. ``step_time``: seconds per step (median over steps 3..N) at global batch 8 of 4 s examples:
-   one process vs two workers on the same 2 cores.
+4. ``sigterm_one``: SIGTERM to worker 1 only (as a preempted pod gets): both workers stop after
+   the same step, the chief saves a checkpoint at it, both exit 130.
+5. ``step_time``: seconds per step (median over steps 3..N) on 4 s examples: one process vs
+   two workers on the same 2 cores, for the small test model (global batch 8) and the stock
+   ``tiny`` variant (280,314 parameters, with noise and reverb; global batch 16).
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def fit_command(data: Path, out: Path, steps: int, batch: int, extra: list[str]) -> list[str]:
-    params = [a for p in SMALL for a in ("--gin-param", p)]
+def fit_command(data: Path, out: Path, steps: int, batch: int, extra: list[str],
+                gin: list[str] = SMALL) -> list[str]:  # fmt: skip
+    params = [a for p in gin for a in ("--gin-param", p)]
     return [sys.executable, "-m", "ddspcli", "fit", str(data), "-o", str(out), "--variant",
             "tiny", *params, "--batch-size", str(batch), "--steps", str(steps),
             "--summary-every", "1", "--json-log", *extra]  # fmt: skip
@@ -134,21 +138,40 @@ def check_resume(tmp: Path, data: Path, steps: int, every: int) -> dict:
             "max_rel_diff_vs_one_process": rel}  # fmt: skip
 
 
-def check_step_time(tmp: Path, steps: int, batch: int) -> dict:
+def check_sigterm_one(tmp: Path, data: Path, steps: int) -> dict:
+    command = fit_command(data, tmp / "term", steps, 4, ["--checkpoint-every", str(steps)])
+    procs = start_workers(command, tmp, "term")
+    out = tmp / "term-w1.out"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(out.read_text().splitlines()) < 3:
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+    codes = wait_all(procs)
+    last = [list(losses(tmp / f"term-w{i}.out").values())[-1] for i in range(2)]
+    state = json.loads((tmp / "term" / "state.json").read_text())
+    return {"check": "sigterm_one", "exit_codes": codes,
+            "last_step": [s["step"] for s in last], "checkpoint": [s["checkpoint"] for s in last],
+            "chief_state_step": state["step"]}  # fmt: skip
+
+
+def check_step_time(tmp: Path, steps: int, batch: int, gin: list[str], model: str) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from toneset import write_tone_dataset
 
-    data = write_tone_dataset(tmp / "ds4s", n_train=2 * batch, n_eval=0, seconds=4.0)
+    data = write_tone_dataset(tmp / f"ds4s-{batch}", n_train=2 * batch, n_eval=0, seconds=4.0)
     extra = ["--checkpoint-every", str(10 * steps)]
+    tag = f"{model}-{batch}"
 
     def median(summaries: dict[int, dict]) -> float:
         rates = sorted(1.0 / summaries[s]["steps_per_sec"] for s in summaries if s >= 3)
         return rates[len(rates) // 2]
 
-    one = single(fit_command(data, tmp / "t1", steps, batch, extra), tmp, "t1")
-    codes = wait_all(start_workers(fit_command(data, tmp / "t2", steps, batch, extra), tmp, "t2"))
-    two = losses(tmp / "t2-w0.out")
-    return {"check": "step_time", "global_batch": batch, "example_s": 4.0, "exit_codes": codes,
+    one = single(fit_command(data, tmp / f"t1-{tag}", steps, batch, extra, gin), tmp, f"t1-{tag}")
+    command = fit_command(data, tmp / f"t2-{tag}", steps, batch, extra, gin)
+    codes = wait_all(start_workers(command, tmp, f"t2-{tag}"))
+    two = losses(tmp / f"t2-{tag}-w0.out")
+    return {"check": "step_time", "model": model, "global_batch": batch, "example_s": 4.0,
+            "exit_codes": codes, "load_avg_1min": os.getloadavg()[0],
             "s_per_step_one_process": median(one), "s_per_step_two_workers": median(two),
             "overhead_s_per_step": median(two) - median(one)}  # fmt: skip
 
@@ -158,7 +181,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--timing-steps", type=int, default=8)
-    parser.add_argument("--timing-batch", type=int, default=8)
+    parser.add_argument("--only-timing", action="store_true", help="only the step_time check")
+    parser.add_argument("--no-timing", action="store_true", help="skip the step_time check")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests"))
     from toneset import write_tone_dataset
@@ -166,9 +190,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         data = write_tone_dataset(tmp / "ds", n_train=32, n_eval=4)
-        results = [check_losses(tmp, data, args.steps), check_chief_only(tmp),
-                   check_resume(tmp, data, 2 * args.steps, args.steps // 2),
-                   check_step_time(tmp, args.timing_steps, args.timing_batch)]  # fmt: skip
+        results = [] if args.only_timing else [
+            check_losses(tmp, data, args.steps), check_chief_only(tmp),
+            check_resume(tmp, data, 2 * args.steps, args.steps // 2),
+            check_sigterm_one(tmp, data, 10 * args.steps)]  # fmt: skip
+        if not args.no_timing:
+            results += [check_step_time(tmp, args.timing_steps, 8, SMALL, "small (test model)"),
+                        check_step_time(tmp, args.timing_steps, 16, [], "tiny")]  # fmt: skip
     for result in results:
         result["date"] = time.strftime("%Y-%m-%d")
         line = json.dumps(result)

@@ -91,6 +91,14 @@ def warm(cluster: LocalCluster) -> None:
         client.run(pkgutil.resolve_name, "ddspcli.engine.prepare:__name__")
 
 
+def worker_cpu_s(cluster: LocalCluster) -> float:
+    """CPU seconds (user + system) the workers have used so far, together."""
+    from distributed import Client
+
+    with Client(cluster.address, set_as_default=False) as client:
+        return sum(t[0] + t[1] for t in client.run(os.times).values())
+
+
 def summary(run: subprocess.CompletedProcess) -> dict:
     if run.returncode:
         return {"exit_code": run.returncode, "stderr": run.stderr.strip().splitlines()[-1:]}
@@ -110,11 +118,14 @@ def run_dask(tmp: Path, inputs: Path, audio_s: float, reference: dict, workers: 
     with local_cluster(tmp / f"cluster-{tag}", workers, extra=extra) as cluster:
         warm(cluster)
         ready = time.perf_counter() - start
+        cpu = worker_cpu_s(cluster)
         run, wall = timed(prepare_command(inputs, tmp / tag, "--runner", "dask", "--scheduler",
                                           cluster.address))  # fmt: skip
+        cpu = worker_cpu_s(cluster) - cpu
     return {"check": "dask", "workers": workers, "tf_threads_per_worker": 1 if one_thread else
             "default (2)", "cluster_start_and_warm_s": ready, "wall_s": wall,
-            "audio_min_per_wall_min": audio_s / wall, **summary(run),
+            "audio_min_per_wall_min": audio_s / wall, "workers_cpu_s": cpu,
+            "workers_cpu_s_per_audio_s": cpu / audio_s, **summary(run),
             "identical_to_local": digests(tmp / tag) == reference}  # fmt: skip
 
 
@@ -181,7 +192,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only-scaling", action="store_true", help="skip the kill checks")
+    parser.add_argument("--one-thread", action="store_true",
+                        help="also 1 and 2 workers with one TensorFlow thread each")
     args = parser.parse_args()
+    args.configs = [(1, False), (2, False)]
+    if args.one_thread:
+        args.configs += [(1, True), (2, True)]
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         inputs = tmp / "in"
@@ -192,11 +209,12 @@ def main() -> None:
         results = [{"check": "local", "audio_s": audio_s, "wall_s": wall,
                     "audio_min_per_wall_min": audio_s / wall, **summary(run)}]  # fmt: skip
         emit(results[-1], args.out)
-        for workers, one_thread in ((1, False), (2, False), (1, True), (2, True)):
+        for workers, one_thread in args.configs:
             results.append(run_dask(tmp, inputs, audio_s, reference, workers, one_thread))
             emit(results[-1], args.out)
-        emit(kill_one(tmp, inputs, reference), args.out)
-        emit(kill_all(tmp, inputs, reference), args.out)
+        if not args.only_scaling:
+            emit(kill_one(tmp, inputs, reference), args.out)
+            emit(kill_all(tmp, inputs, reference), args.out)
 
 
 def emit(result: dict, out: Path | None) -> None:
