@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ddspcli import choices
 from ddspcli.engine._tensorflow import tf
-from ddspcli.errors import UsageError
+from ddspcli.errors import RunError, UsageError
 
 EXAMPLE = (
     '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -133,9 +133,22 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, WorkerRole | None]
         return tf.distribute.MirroredStrategy(devices), None
     if name == "multiworker":
         role = worker_role(os.environ.get("TF_CONFIG"))
-        return tf.distribute.MultiWorkerMirroredStrategy(), role
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(), role
+        except tf.errors.OpError as err:  # TensorFlow waited for the others, then gave up
+            raise lost_workers(err, role, "did not all start") from None
     known = ", ".join(choices.values(choices.Strategy))
     raise ValueError(f"unknown strategy {name!r}; use {known}")
+
+
+def lost_workers(err: Exception, role: WorkerRole, what: str) -> RunError:
+    """One line for TensorFlow's multi-line error when workers are missing or were lost."""
+    text = getattr(err, "message", None) or str(err)
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return RunError(
+        f"the workers of TF_CONFIG {what} ({role.name}: {first[:160]}); start every worker "
+        "with its TF_CONFIG and rerun: they resume from the last checkpoint"
+    )
 
 
 def split_data(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -415,7 +415,12 @@ def fit(trainer: Trainer, report: Callable[[Summary], None], stop: Callable[[], 
     window_start, window_steps, losses_seen = time.perf_counter(), 0, []
     reason = "done"
     while int(trainer.step.numpy()) < s.steps:
-        loss, stopping = trainer.train_step(next(batches), stop())  # agreed by all workers
+        try:
+            loss, stopping = trainer.train_step(next(batches), stop())  # agreed by all workers
+        except tf.errors.OpError as err:
+            if trainer.role is None:
+                raise
+            raise distribute.lost_workers(err, trainer.role, "lost one another") from None
         step = int(trainer.step.numpy())
         if not math.isfinite(loss):
             raise RunError(f"training diverged at step {step} (loss {loss}); "
