@@ -69,9 +69,12 @@ def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths)}
 
 
+PREPARE_OPTIONS: list[str] = []  # --prepare-options, e.g. "--pitch-model tiny"
+
+
 def prepare_command(inputs: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "ddspcli", "prepare", str(inputs), "-o", str(out), "--json",
-            *extra]  # fmt: skip
+            *PREPARE_OPTIONS, *extra]  # fmt: skip
 
 
 def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float]:
@@ -193,12 +196,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--only-scaling", action="store_true", help="skip the kill checks")
+    parser.add_argument("--only-kill", action="store_true", help="skip the 1 vs 2 worker rows")
+    parser.add_argument("--prepare-options", default="", help="more `ddsp prepare` options")
     parser.add_argument("--one-thread", action="store_true",
                         help="also 1 and 2 workers with one TensorFlow thread each")
     args = parser.parse_args()
-    args.configs = [(1, False), (2, False)]
+    args.configs = [] if args.only_kill else [(1, False), (2, False)]
     if args.one_thread:
         args.configs += [(1, True), (2, True)]
+    PREPARE_OPTIONS.extend(args.prepare_options.split())
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         inputs = tmp / "in"
@@ -207,6 +213,7 @@ def main() -> None:
         run, wall = timed(prepare_command(inputs, tmp / "local", "--workers", "1"))
         reference = digests(tmp / "local")
         results = [{"check": "local", "audio_s": audio_s, "wall_s": wall,
+                    "prepare_options": PREPARE_OPTIONS,
                     "audio_min_per_wall_min": audio_s / wall, **summary(run)}]  # fmt: skip
         emit(results[-1], args.out)
         for workers, one_thread in args.configs:

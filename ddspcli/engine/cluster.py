@@ -134,10 +134,10 @@ def explain_failure(err: BaseException) -> RunError | None:
     None (the exception is then a bug and goes up unchanged)."""
     try:
         from distributed import KilledWorker
-        from distributed.scheduler import NoValidWorkerError
+        from distributed.scheduler import NoValidWorkerError, NoWorkerError
     except ImportError:
         return None
-    if isinstance(err, NoValidWorkerError):
+    if isinstance(err, NoWorkerError | NoValidWorkerError):
         return RunError(
             "no Dask worker was left to compute features within the scheduler's "
             "no-workers-timeout; finished files are kept: start workers and rerun the same "
