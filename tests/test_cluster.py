@@ -130,3 +130,19 @@ def test_a_worker_without_ddspcli_is_named_in_one_line(tmp_path):
     line = one_error_line(run.stderr)
     assert "cannot import ddspcli" in line and "install ddspcli" in line
     assert not (tmp_path / "ds" / "dataset.json").exists()
+
+
+def test_cluster_failures_become_one_line_and_others_stay_bugs():
+    from distributed import KilledWorker
+    from distributed.scheduler import NoWorkerError
+
+    from ddspcli.engine import cluster
+
+    lost = cluster.explain_failure(NoWorkerError(("features", 3), 5.0))
+    assert lost is not None and "rerun the same command" in str(lost)
+    died = cluster.explain_failure(KilledWorker(("features", 1), None, 3))
+    assert died is not None and "rerun the same command" in str(died)
+    missing = ModuleNotFoundError("No module named 'ddspcli'", name="ddspcli")
+    assert "cannot import ddspcli" in str(cluster.explain_failure(missing))
+    assert cluster.explain_failure(ModuleNotFoundError("x", name="numpy")) is None
+    assert cluster.explain_failure(ZeroDivisionError()) is None

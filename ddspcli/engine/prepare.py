@@ -161,13 +161,7 @@ def run_features_beam(
     Raises:
         RunError: Beam is missing, or the cluster failed (see `cluster.explain_failure`).
     """
-    try:
-        import apache_beam as beam
-        from apache_beam.options.pipeline_options import PipelineOptions
-    except ImportError:
-        raise RunError(
-            "--runner beam needs Apache Beam: pip install 'ddspcli[beam]'"
-        ) from None
+    beam, PipelineOptions = _import_beam()
     pipeline = beam.Pipeline(options=PipelineOptions(beam_options))
     (
         pipeline
@@ -185,6 +179,30 @@ def run_features_beam(
         if client is not None:
             client.close()
     return [json.loads(storage.read_text(_record_path(outdir, p))) for p in files]
+
+
+def _import_beam():
+    """``(apache_beam, PipelineOptions)``, without the warnings Beam logs while importing its
+    optional cloud modules (they would be extra stderr lines of every run).
+
+    Raises:
+        RunError: Beam is not installed.
+    """
+    import logging
+
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)  # no handler at all would make `logging.warning` print to stderr
+    logging.disable(logging.WARNING)
+    try:
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError:
+        raise RunError("--runner beam needs Apache Beam: pip install 'ddspcli[beam]'") from None
+    finally:
+        logging.disable(logging.NOTSET)
+        root.removeHandler(quiet)
+    return beam, PipelineOptions
 
 
 def _record_path(outdir: str, path: str) -> str:
