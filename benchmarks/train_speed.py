@@ -42,11 +42,12 @@ def child(variant: str, mode: str, batch: int, steps: int, breakdown: bool) -> d
         )
         batches = iter(data.make_dataset(ds, "train", batch, seed=0))
         step = trainer._replica_train_step if mode == "eager" else trainer._train_step
+        go_on = tf.constant(0.0)  # the step's stop flag: nobody asks to stop
         times = []
         for i in range(steps + 1):
             b = next(batches)
             start = time.perf_counter()
-            loss = float(step(b))
+            loss = float(step(b, go_on)[0])
             if i:
                 times.append(time.perf_counter() - start)
         result = {"variant": variant, "mode": mode, "batch": batch,

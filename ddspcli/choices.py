@@ -61,6 +61,11 @@ class Runner(StrEnum):
 
     LOCAL = "local"  # this process or a local process pool
     BEAM = "beam"  # an Apache Beam pipeline (needs the `beam` extra)
+    DASK = "dask"  # Beam's DaskRunner on a dask.distributed scheduler (the `cluster` extra)
+
+
+# `prepare --runner dask`: seconds to wait for the scheduler's answer (and a worker's).
+SCHEDULER_TIMEOUT_S = 10.0
 
 
 class Pace(StrEnum):

@@ -4,12 +4,13 @@ Exit codes (also in the README):
 
 * 0 success
 * 1 unexpected internal error (a bug: please report it)
-* 2 bad command-line usage (raised by Typer/Click)
+* 2 bad command-line usage (raised by Typer/Click), or a bad ``TF_CONFIG``
 * 3 bad input data (missing, unreadable or invalid file)
 * 4 output problem (exists without ``--force``, cannot be written)
 * 5 model or download problem (missing, offline, hash mismatch)
 * 6 the work could not finish for a reason the user can fix: training diverged, an optional
-  extra (Apache Beam) is not installed
+  extra (Apache Beam, dask) is not installed, a Dask scheduler does not answer or its workers
+  cannot run ddspcli, the workers of a multi-worker run disagree
 * 130 interrupted (Ctrl-C)
 * 141 stdout closed by its reader (``| head``): output cut short, no message (128 + SIGPIPE)
 """
@@ -30,6 +31,12 @@ class DdspError(Exception):
     """Base class for errors a user can fix; ``str(error)`` is the one-line message."""
 
     exit_code: int = EXIT_INTERNAL
+
+
+class UsageError(DdspError):
+    """A setting the option parser cannot see is wrong (e.g. a malformed ``TF_CONFIG``)."""
+
+    exit_code = EXIT_USAGE
 
 
 class InputError(DdspError):

@@ -63,7 +63,8 @@ def test_input_output_and_model_errors(wav, tmp_path):
 
 
 def test_a_diverging_fit_is_6(tone_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(train.Trainer, "train_step", lambda self, batch: float("nan"))
+    diverged = (float("nan"), False)  # (loss, stop)
+    monkeypatch.setattr(train.Trainer, "train_step", lambda self, batch, stop=False: diverged)
     run = ddsp("fit", tone_model["tones"], "-o", tmp_path / "run", "--steps", "2",
                "--variant", "tiny")  # fmt: skip
     check(run, EXIT_RUNTIME, "training diverged at step 0")

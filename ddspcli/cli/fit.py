@@ -70,7 +70,8 @@ def fit_command(
 
     Ctrl-C or SIGTERM saves a checkpoint and stops (exit 130); a diverging loss stops with
     exit 6. The run folder is a model directory for `ddsp transfer --model RUN`; TensorBoard
-    logs are in RUN/logs.
+    logs are in RUN/logs. --strategy multiworker: run the same command on every worker with its
+    own TF_CONFIG; only the chief writes RUN (README, "Running on a cluster").
     """
     from dataclasses import asdict
 
@@ -110,7 +111,13 @@ def fit_command(
             ui.warn(f"stopped at step {int(trainer.step.numpy())}; checkpoint saved in "
                     f"{output}; rerun the same command to resume")  # fmt: skip
             raise typer.Exit(EXIT_INTERRUPTED)
+        if not trainer.chief:
+            ui.info(f"{trainer.role.name} finished ({reason}) at step "
+                    f"{int(trainer.step.numpy())}; the chief writes {output}")  # fmt: skip
+            return
         ui.info(f"finished ({reason}) at step {int(trainer.step.numpy())}: model in {output}")
+    if not trainer.chief:
+        return
     mixture = modeldir.update_mixture(output, dataset, seed, trained_now=start < settings.steps)
     if mixture is not None:
         ui.info(f"z mixture: {mixture.components} component(s) by BIC, in {output}")

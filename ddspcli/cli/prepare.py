@@ -45,6 +45,16 @@ def prepare_command(
     beam_options: Annotated[
         str, typer.Option(help='Options for Beam, e.g. "--runner=DataflowRunner --project=p".')
     ] = "",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address for --runner dask, e.g. tcp://10.0.0.5:8786.",
+            envvar="DASK_SCHEDULER_ADDRESS",
+        ),
+    ] = None,
+    scheduler_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the Dask scheduler to answer.", min=0.1)
+    ] = choices.SCHEDULER_TIMEOUT_S,
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Exit 0 even when some inputs were skipped.")
     ] = False,
@@ -55,6 +65,7 @@ def prepare_command(
 
     Interrupted runs resume: rerun the same command and finished files are not recomputed.
     Inputs are files (stdin cannot be read twice; save it to a file first). --json: one object.
+    --runner dask --scheduler ADDR: on a Dask cluster (README, "Running on a cluster").
     """
     import os
     import shlex
@@ -76,6 +87,8 @@ def prepare_command(
         if "-" in inputs:
             raise ValueError("prepare reads its inputs more than once, so not from stdin: "
                              "save the audio to a file and give its path")  # fmt: skip
+        if runner == choices.Runner.DASK and not scheduler:
+            raise ValueError("--runner dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     files = audio.find_audio(inputs)
     storage.check_output_folder(output, [*files, *inputs])
     prepare.check_outdir(output, force)
@@ -93,7 +106,8 @@ def prepare_command(
 
         info, records = prepare.prepare(
             files, output, str(weights), settings, runner=runner.value, workers=workers,
-            beam_options=shlex.split(beam_options), force=force, on_file=on_file,
+            beam_options=shlex.split(beam_options), scheduler=scheduler,
+            scheduler_timeout_s=scheduler_timeout, force=force, on_file=on_file,
         )  # fmt: skip
     summary = prepare.report(info, records)
     if json_out:

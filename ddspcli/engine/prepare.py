@@ -5,7 +5,9 @@ Two phases:
 1. **Features per file** (the slow part; parallel): decode, hash, compute f0/confidence/loudness
    once over the whole file, and store them in ``OUTDIR/.cache/features/<key>.npz`` keyed by the
    file's sha256 and the feature settings. A rerun after Ctrl-C or kill -9 finds finished files
-   there. This phase runs in-process, in a local process pool, or as a Beam pipeline.
+   there. This phase runs in-process, in a local process pool, or as a Beam pipeline (any Beam
+   runner; ``runner="dask"`` is Beam's DaskRunner on a dask.distributed cluster, see
+   `ddspcli.engine.cluster`). Each file's record names the host and process that handled it.
 2. **Shards** (sequential, deterministic): files sorted by path, split train/eval by file (by
    time with one file), cut into examples, written to temporary shard names and renamed; then
    ``statistics.json`` and, last, ``dataset.json``. The same inputs give byte-identical shards.
@@ -18,6 +20,7 @@ import io
 import json
 import math
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ddspcli import __version__, storage
-from ddspcli.engine import audio, data, features
+from ddspcli.engine import audio, cluster, data, features
 from ddspcli.errors import DdspError, OutputError, RunError
 
 CACHE_DIR = ".cache/features"
@@ -60,6 +63,9 @@ class FileRecord:
     cache: str = ""
     split: str = ""
     examples: int = 0
+    host: str = ""  # where the features were computed or found (not in dataset.json)
+    pid: int = 0
+    cached: bool = False  # found in the cache, not computed by this run
 
 
 def cache_key(sha256: str, settings: features.FeatureSettings) -> str:
@@ -77,7 +83,7 @@ def features_for_file(
     Returns:
         a `FileRecord` as a dict (status ``skipped`` with a reason for unusable files).
     """
-    record = FileRecord(path=path)
+    record = FileRecord(path=path, host=socket.gethostname(), pid=os.getpid())
     try:
         record.sha256 = storage.sha256_of(path)
         cache = storage.join(outdir, CACHE_DIR, f"{cache_key(record.sha256, settings)}.npz")
@@ -85,6 +91,7 @@ def features_for_file(
         if storage.exists(cache):
             with storage.open_read(cache) as f, np.load(f) as npz:
                 record.duration_s = float(npz["duration_s"])
+            record.cached = True
             return asdict(record)
         samples, _ = audio.read_audio(path, settings.sample_rate)
         record.duration_s = len(samples) / settings.sample_rate
@@ -148,24 +155,54 @@ def run_features_beam(
 
     Each element is one file path; the transform is `features_for_file`, so the cache it fills
     is the same as local mode's. On a cluster, OUTDIR (and the inputs) must be on storage every
-    worker sees, e.g. ``gs://bucket/data``; each worker leaves its file's record in
-    ``OUTDIR/.cache/records/`` for the driver.
+    worker sees, e.g. ``gs://bucket/data`` or a shared folder; each worker leaves its file's
+    record in ``OUTDIR/.cache/records/`` for the driver.
+
+    Raises:
+        RunError: Beam is missing, or the cluster failed (see `cluster.explain_failure`).
     """
+    beam, PipelineOptions = _import_beam()
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_options))
+    (
+        pipeline
+        | "Files" >> beam.Create(files)
+        | "Features" >> beam.Map(_features_to_record_file, weights, settings, outdir)
+    )
+    result = None
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as err:
+        raise (cluster.explain_failure(err) or err) from None
+    finally:
+        client = getattr(result, "client", None)  # the DaskRunner's; Beam leaves it open
+        if client is not None:
+            client.close()
+    return [json.loads(storage.read_text(_record_path(outdir, p))) for p in files]
+
+
+def _import_beam():
+    """``(apache_beam, PipelineOptions)``, without the warnings Beam logs while importing its
+    optional cloud modules (they would be extra stderr lines of every run).
+
+    Raises:
+        RunError: Beam is not installed.
+    """
+    import logging
+
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)  # no handler at all would make `logging.warning` print to stderr
+    logging.disable(logging.WARNING)
     try:
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError:
-        raise RunError(
-            "--runner beam needs Apache Beam: pip install 'ddspcli[beam]'"
-        ) from None
-    options = PipelineOptions(beam_options)
-    with beam.Pipeline(options=options) as pipeline:
-        (
-            pipeline
-            | "Files" >> beam.Create(files)
-            | "Features" >> beam.Map(_features_to_record_file, weights, settings, outdir)
-        )
-    return [json.loads(storage.read_text(_record_path(outdir, p))) for p in files]
+        raise RunError("--runner beam needs Apache Beam: pip install 'ddspcli[beam]'") from None
+    finally:
+        logging.disable(logging.NOTSET)
+        root.removeHandler(quiet)
+    return beam, PipelineOptions
 
 
 def _record_path(outdir: str, path: str) -> str:
@@ -362,18 +399,31 @@ def prepare(
     runner: str = "local",
     workers: int = 1,
     beam_options: list[str] | None = None,
+    scheduler: str | None = None,
+    scheduler_timeout_s: float = 10.0,
     force: bool = False,
     on_file: Callable[[dict], None] | None = None,
 ) -> tuple[dict, list[FileRecord]]:
-    """Run both phases. Returns ``(dataset.json contents, file records)``."""
+    """Run both phases. Returns ``(dataset.json contents, file records)``.
+
+    `runner`: ``local`` (this process or `workers` processes), ``beam`` (a Beam pipeline with
+    `beam_options`), ``dask`` (Beam's DaskRunner on the dask.distributed `scheduler`, checked
+    first within `scheduler_timeout_s` seconds; `beam_options` are added to its options).
+    """
     settings = settings or PrepareSettings()
     settings.features.validate()
     outdir = os.fspath(outdir)
     check_outdir(outdir, force)
+    if runner == "dask":  # before anything is removed: a bad cluster changes nothing
+        if not scheduler:
+            raise ValueError("--runner dask needs --scheduler ADDRESS (tcp://host:8786)")
+        cluster.check_scheduler(scheduler, scheduler_timeout_s, __version__)
+        beam_options = [*cluster.beam_options(scheduler, scheduler_timeout_s),
+                        *(beam_options or [])]  # fmt: skip
     storage.remove(storage.join(outdir, data.DATASET_JSON))  # written last: absent = unfinished
     files = list(files)
     args = (files, str(weights), settings.features, outdir)
-    if runner == "beam":
+    if runner in ("beam", "dask"):
         results = run_features_beam(*args, beam_options or [])
         for result in results:
             (on_file or (lambda _: None))(result)
@@ -391,8 +441,13 @@ def with_features(settings: PrepareSettings, **changes) -> PrepareSettings:
 
 def report(info: dict, records: list) -> dict:
     """The summary `ddsp prepare` prints: files used and skipped (with reasons), minutes of
-    audio used, examples per split and how the split was made."""
+    audio used, examples per split, how the split was made, and ``computed_by``: how many
+    files each ``host:pid`` computed in this run (cached files are not counted)."""
     used = [r for r in records if r.status == "ok"]
+    computed: dict[str, int] = {}
+    for r in used:
+        if not r.cached:
+            computed[f"{r.host}:{r.pid}"] = computed.get(f"{r.host}:{r.pid}", 0) + 1
     return {
         "output": info["splits"],
         "files_used": len(used),
@@ -400,4 +455,5 @@ def report(info: dict, records: list) -> dict:
         "minutes": round(sum(r.duration_s for r in used) / 60.0, 3),
         "examples": {s: info["splits"][s]["examples"] for s in info["splits"]},
         "split_by": info["split_by"],
+        "computed_by": computed,
     }

@@ -10,6 +10,12 @@ Checkpoints are written into a temporary folder, renamed into place, and only th
 ``state.json`` (itself replaced atomically), so a kill at any moment leaves the previous
 checkpoint loadable. The data order is a pure function of the seed, so resuming restores the
 step, the optimizer state and the data position exactly.
+
+With ``--strategy multiworker`` (`ddspcli.engine.distribute`) only the chief writes ``RUN/``;
+the other workers read it to resume (it must be on storage they can read) and write their share
+of each checkpoint to a temporary folder that is deleted at once. A stop request (Ctrl-C,
+SIGTERM) on any worker is agreed on in the step's own all-reduce, so every worker saves and
+stops after the same step.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -28,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from ddspcli import __version__, choices, storage
-from ddspcli.engine import data, losses, nn
+from ddspcli.engine import data, distribute, losses, nn
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
-from ddspcli.errors import InputError, OutputError, RunError
+from ddspcli.errors import InputError, OutputError, RunError, UsageError
 
 STATE_JSON = "state.json"
 TRAIN_JSON = "train.json"
@@ -63,30 +70,6 @@ class TrainSettings:
     def from_dict(cls, values: dict) -> TrainSettings:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
-
-
-# ---------------------------------------------------------------------------------------------
-# Distribution strategies.
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """``auto`` (mirrored over GPUs when there are several), ``default``, ``mirrored``,
-    ``multiworker`` (cluster from ``TF_CONFIG``)."""
-    if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise InputError("--strategy multiworker needs TF_CONFIG describing the cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    known = ", ".join(choices.values(choices.Strategy))
-    raise ValueError(f"unknown strategy {name!r}; use {known}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +183,11 @@ class Trainer:
         self.data_dir, self.config, self.settings = data_dir, config, settings
         self.variant = variant
         self.info = data.read_info(data_dir)
-        self.strategy = make_strategy(settings.strategy)
+        try:
+            self.strategy, self.role = distribute.make_strategy(settings.strategy)
+        except ValueError as err:  # TensorFlow's own check of TF_CONFIG
+            raise UsageError(f"TF_CONFIG: {err}") from None
+        self.chief = self.role is None or self.role.chief
         rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
         bound = model_lib.bound_parameters(config, ("sample_rate", "frame_rate"))
         check_dataset(self.info, **{**rates, **bound}, source="the model config")
@@ -221,22 +208,32 @@ class Trainer:
 
     # -- the compiled steps ---------------------------------------------------------------
 
-    def train_step(self, batch) -> float:
-        """One optimisation step on every replica; returns the mean loss."""
-        return float(self._train_step(batch))
+    def train_step(self, batch, stop: bool = False) -> tuple[float, bool]:
+        """One optimisation step on every replica.
 
-    def _distributed_train_step(self, batch) -> tf.Tensor:
-        """One step on every replica; the mean loss."""
-        per_replica = self.strategy.run(self._replica_train_step, args=(batch,))
+        Args:
+            stop: this process was asked to stop (Ctrl-C, SIGTERM).
+        Returns:
+            ``(mean loss, whether any worker asked to stop)``: every worker gets the same answer
+            from the same all-reduce, so all of them stop after this step, or none.
+        """
+        loss, stops = self._train_step(batch, tf.constant(float(stop)))
+        return float(loss), float(stops) > 0.0
+
+    def _distributed_train_step(self, batch, stop: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One step on every replica; the mean loss and the mean stop flag (0: nobody)."""
+        per_replica = self.strategy.run(self._replica_train_step, args=(batch, stop))
         self.step.assign_add(1)
-        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        return mean[0], mean[1]
 
     def _noise_seed(self) -> tf.Tensor:
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         step = tf.cast(self.step, tf.int32)
         return tf.stack([step + self.settings.seed * 7919, tf.cast(replica, tf.int32)])
 
-    def _replica_train_step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+    def _replica_train_step(self, batch: dict[str, tf.Tensor], stop: tf.Tensor) -> tf.Tensor:
+        """Gradient step on this replica's part of the batch; ``[loss, stop]``."""
         replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             audio = self.model(batch, noise_seed=self._noise_seed())["audio"]
@@ -249,7 +246,7 @@ class Trainer:
         if replicas > 1:  # Keras sums the replicas' gradients again inside apply_gradients
             grads = [g / replicas for g in grads]
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-        return loss
+        return tf.stack([loss, stop])
 
     # -- data -----------------------------------------------------------------------------
 
@@ -260,7 +257,7 @@ class Trainer:
             self.data_dir, "train", s.batch_size, shuffle=True, repeat=True, seed=s.seed,
             shuffle_buffer=s.shuffle_buffer, skip=int(self.step.numpy()) * s.batch_size,
         )  # fmt: skip
-        return iter(self.strategy.experimental_distribute_dataset(ds))
+        return iter(self.strategy.experimental_distribute_dataset(distribute.split_data(ds)))
 
     def evaluate(self) -> float | None:
         """Mean spectral loss over the eval split (None when it has no examples)."""
@@ -309,11 +306,44 @@ class Trainer:
         self.checkpoint.read(prefix).assert_consumed()
         return True
 
+    def check_same_step(self) -> None:
+        """Multi-worker: every worker must start from the same step (the chief's checkpoint).
+
+        Raises:
+            RunError: a worker could not read RUN (not on shared storage) or read another one.
+        """
+        if self.role is None:
+            return
+        mean, mean_square = (float(v) for v in self._step_moments())
+        if mean_square - mean * mean > 1e-6:
+            raise RunError(
+                f"the workers start at different steps (this one at {int(self.step.numpy())}, "
+                f"their mean {mean:g}): every worker must read the same run folder "
+                f"{self.run.path} (shared storage)"
+            )
+
+    @tf.function
+    def _step_moments(self) -> tf.Tensor:
+        """Mean over all replicas of ``[step, step**2]`` (float64: exact for any step count);
+        tf.distribute reduces by sum or mean only, so equal steps are zero variance."""
+        step = tf.cast(self.step, tf.float64)
+        per_replica = self.strategy.run(lambda: tf.stack([step, step * step]))
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
     def save(self, eval_loss: float | None) -> str:
+        """A checkpoint at the current step: into RUN on the chief; on another worker (saving
+        is collective, so it must take part) into a temporary folder, deleted at once."""
+        step = int(self.step.numpy())
+        if not self.chief:
+            scratch = tempfile.mkdtemp(prefix=f"ddsp-worker{self.role.index}-")
+            try:
+                self.checkpoint.write(os.path.join(scratch, "ckpt"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return f"ckpt-{step:08d}"
         return self.run.save(
-            self.checkpoint, int(self.step.numpy()), eval_loss, self.settings.keep,
-            self.model_info(),
-        )  # fmt: skip
+            self.checkpoint, step, eval_loss, self.settings.keep, self.model_info()
+        )
 
     def learning_rate(self) -> float:
         """The scheduled learning rate at the current step."""
@@ -322,7 +352,7 @@ class Trainer:
 
     def write_eval_summaries(self, writer, step: int, eval_loss: float | None) -> None:
         """Eval loss, and one eval example's audio and spectrograms (target vs resynthesis)."""
-        if eval_loss is None:
+        if eval_loss is None or not self.chief:
             return
         batch = next(iter(data.make_dataset(self.data_dir, "eval", 1, shuffle=False, repeat=False)))
         audio = self.model(batch)["audio"]
@@ -375,21 +405,28 @@ def fit(trainer: Trainer, report: Callable[[Summary], None], stop: Callable[[], 
     s = trainer.settings
     batches = trainer.train_batches()
     logs = trainer.run.path / "logs"
-    writer = tf.summary.create_file_writer(str(logs / "train"))
-    eval_writer = tf.summary.create_file_writer(str(logs / "eval"))
+    if trainer.chief:
+        writer = tf.summary.create_file_writer(str(logs / "train"))
+        eval_writer = tf.summary.create_file_writer(str(logs / "eval"))
+    else:  # only the chief writes RUN
+        writer = eval_writer = tf.summary.create_noop_writer()
     best = (trainer.run.state.get("best") or {}).get("eval_loss", math.inf)
     policy = StopPolicy(s.stop_loss, s.patience, best)
     window_start, window_steps, losses_seen = time.perf_counter(), 0, []
     reason = "done"
     while int(trainer.step.numpy()) < s.steps:
-        loss = trainer.train_step(next(batches))
+        try:
+            loss, stopping = trainer.train_step(next(batches), stop())  # agreed by all workers
+        except tf.errors.OpError as err:
+            if trainer.role is None:
+                raise
+            raise distribute.lost_workers(err, trainer.role, "lost one another") from None
         step = int(trainer.step.numpy())
         if not math.isfinite(loss):
             raise RunError(f"training diverged at step {step} (loss {loss}); "
                            "lower --learning-rate or resume from the last checkpoint")  # fmt: skip
         losses_seen.append(loss)
         window_steps += 1
-        stopping = stop()  # read once: a signal between two reads must not skip the save
         due_checkpoint = step % s.checkpoint_every == 0 or step == s.steps or stopping
         if step % s.summary_every and not due_checkpoint:
             continue
@@ -441,17 +478,26 @@ def open_run(
     force: bool = False,
     steps_given: bool = False,
 ) -> tuple[Trainer, bool]:
-    """A new run, or the existing one at `run` resumed. Returns ``(trainer, resumed)``."""
+    """A new run, or the existing one at `run` resumed. Returns ``(trainer, resumed)``.
+
+    With ``strategy="multiworker"`` the ``TF_CONFIG`` is checked before anything is written;
+    a worker other than the chief never writes `run`: it resumes from the chief's checkpoint
+    there (without `force`), else starts from the same arguments the chief starts from.
+    """
     run = Path(run)
     folder = RunFolder(run)
     if run.exists() and not run.is_dir():
         raise OutputError(f"{run} exists and is not a folder")
-    if folder.exists() and force:
+    role = None
+    if settings.strategy == choices.Strategy.MULTIWORKER.value:
+        role = distribute.worker_role(os.environ.get("TF_CONFIG"))
+    chief = role is None or role.chief
+    if folder.exists() and force and chief:
         for name in (CHECKPOINTS, "logs"):
             shutil.rmtree(run / name, ignore_errors=True)
         for name in (STATE_JSON, TRAIN_JSON, model_lib.MODEL_JSON, model_lib.CONFIG_GIN):
             (run / name).unlink(missing_ok=True)
-    resumed = folder.exists()
+    resumed = folder.exists() and not (force and not chief)
     if resumed:
         config = (run / model_lib.CONFIG_GIN).read_text()
         train_json = _read_json(run / TRAIN_JSON)
@@ -466,7 +512,8 @@ def open_run(
             config = model_lib.config_text(variant, list(gin_files), list(gin_params), z)
         except (OSError, ValueError) as err:
             raise InputError(str(err)) from None
-        _prepare_run_folder(run, data_dir, config, settings, variant)
+        if chief:
+            _prepare_run_folder(run, data_dir, config, settings, variant)
     try:
         seed_process(settings.seed)
         trainer = Trainer(run, data_dir, config, settings, variant)
@@ -477,7 +524,8 @@ def open_run(
         if model_info.exists():
             info = _read_json(model_info)
             check_dataset(trainer.info, info["sample_rate"], info["frame_rate"], f"run {run}")
-        trainer.restore()
+        resumed = trainer.restore() or chief  # another worker: only a checkpoint counts
+    trainer.check_same_step()
     return trainer, resumed
 
 
