@@ -18,7 +18,7 @@ SF=$DATA/soundfont_renders
 
 prepare() {  # prepare [NAME...]: all datasets, or the named ones
   local names=("$@")
-  [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax)
+  [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax violin-vst)
   for name in "${names[@]}"; do
     case $name in
       violin)
@@ -27,6 +27,11 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
         local va=$DATA/bach_violin_ccby/audio
         $DDSP prepare "$va/john-garner_bwv1002_mov6.wav" "$va/john-garner_bwv1002_mov8.wav" \
           "$va/minji-kim_bwv1003_mov4.wav" -o "$WORK/data/violin" ;;
+      violin-vst)
+        # The same recordings with the DDSP-VST plugin's features (50 frames/s, power).
+        local va=$DATA/bach_violin_ccby/audio
+        $DDSP prepare "$va/john-garner_bwv1002_mov6.wav" "$va/john-garner_bwv1002_mov8.wav" \
+          "$va/minji-kim_bwv1003_mov4.wav" -o "$WORK/data/violin-vst" --preset vst ;;
       *-sf)
         local inst=${name%-sf}
         $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
@@ -50,7 +55,11 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 # without; the violin with it passed the voice check on 4 of 12 clips, without it 11; see
 # BENCHMARKS.md), and harmonic+noise alone scored better than harmonic+noise+reverb in the
 # variant comparison.
-declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
+declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000
+                  [violin-vst]=3000)
+# violin-vst: the plugin's own architecture (`--variant vst`, GRU 512, its trainable reverb kept
+# for training: the plugin adds its own room, and the export leaves the reverb out).
+declare -A VARIANT=([violin-vst]=vst)
 NO_REVERB="--gin-param Autoencoder.reverb_length=0"
 declare -A FIT_OPTS=([violin]=$NO_REVERB [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
                      [trumpet-sf]=$NO_REVERB [cello-sf]=$NO_REVERB)
@@ -62,7 +71,7 @@ train() {  # train NAME [options]: to half the steps, copy that run to NAME-half
   mkdir -p "$WORK/runs"
   _fit() {
     # shellcheck disable=SC2086
-    nice -n 10 $DDSP fit "$WORK/data/$name" --variant tiny -o "$run" --steps "$1" \
+    nice -n 10 $DDSP fit "$WORK/data/$name" --variant "${VARIANT[$name]:-tiny}" -o "$run" --steps "$1" \
       --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 --summary-every 50 \
       --json-log ${FIT_OPTS[$name]} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
   }

@@ -43,7 +43,7 @@ def feature_settings(info: dict, pitch_model: str, pitch_hop_ms: float | None):
     from ddspcli.engine.features import FeatureSettings
 
     stored = dict(info.get("features") or {})
-    keep = ("n_fft", "range_db", "ref_db", "silence_db")
+    keep = ("n_fft", "range_db", "ref_db", "silence_db", "loudness")
     settings = FeatureSettings(
         sample_rate=int(info["sample_rate"]),
         frame_rate=int(info["frame_rate"]),
@@ -84,13 +84,21 @@ def read_features(path: str, settings) -> tuple[dict[str, np.ndarray], dict]:
         **meta.get("settings", {}),
         **{k: meta[k] for k in ("sample_rate", "frame_rate") if k in meta},
     }
-    for key in ("sample_rate", "frame_rate", "n_fft", "range_db", "ref_db"):
-        if key in stored and float(stored[key]) != float(getattr(settings, key)):
+    stored.setdefault("loudness", "a_weighted")
+    for key in ("sample_rate", "frame_rate", "n_fft", "range_db", "ref_db", "loudness"):
+        if key in stored and _differs(stored[key], getattr(settings, key)):
             raise InputError(
                 f"{path} was computed with {key} = {stored[key]} but the model uses "
                 f"{getattr(settings, key)}; recompute it (or omit --features)"
             )
     return arrays, meta
+
+
+def _differs(stored: object, wanted: object) -> bool:
+    """Whether a stored feature setting differs from the model's (numbers compared as floats)."""
+    if isinstance(wanted, str):
+        return str(stored) != wanted
+    return float(stored) != float(wanted)
 
 
 def _stem(source: str) -> str:
