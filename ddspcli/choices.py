@@ -42,6 +42,13 @@ class Preset(StrEnum):
     VST = "vst"  # 16 kHz, 50 frames/s, power over 1024-sample frames: DDSP-VST's extractor
 
 
+class ExportFormat(StrEnum):
+    """What `models export` writes."""
+
+    FOLDER = "folder"  # an inference-only model folder (every ddsp command, a manifest entry)
+    VST = "vst"  # one .tflite for the DDSP-VST plugin (vst-variant models)
+
+
 class Loudness(StrEnum):
     """What the level feature (``loudness_db``) measures."""
 

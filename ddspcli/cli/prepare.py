@@ -65,7 +65,7 @@ def prepare_command(
     import shlex
 
     from ddspcli import storage
-    from ddspcli.engine import audio, features, prepare
+    from ddspcli.engine import audio, prepare
     from ddspcli.errors import EXIT_INPUT
 
     with usage_errors():

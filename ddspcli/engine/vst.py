@@ -22,6 +22,7 @@ import json
 import math
 import struct
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def metadata(loaded: model_lib.LoadedModel, export_time: str | None = None) -> d
     """``metadata.json``: the official exporter's keys, from the dataset's note ranges."""
     ranges = loaded.statistics["note_ranges"]
     low, high = ranges["mean_min_pitch_note"], ranges["mean_max_pitch_note"]
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return {
         "mean_min_pitch_note": low,
         "mean_max_pitch_note": high,
@@ -213,26 +214,56 @@ def check_file(path: str | Path) -> list[str]:
 
 def check_bytes(payload: bytes) -> list[str]:
     """`check_file` on bytes: the model (loads, operators, tensors), then the metadata."""
-    interpreter, problem = _interpreter(payload)
-    if interpreter is None:
-        return [problem]
-    problems = operator_problems(payload)
-    problems += _tensor_problems(interpreter.get_input_details(), INPUTS, "input")
-    problems += _tensor_problems(interpreter.get_output_details(), OUTPUTS, "output")
+    if len(payload) < 8 or payload[4:8] != b"TFL3":
+        return ["not a TFLite model (no TFL3 flatbuffer identifier at byte 4)"]
+    try:
+        interpreter = new_interpreter(payload)
+    except (ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        interpreter, why = None, f"not a loadable TFLite model (damaged or truncated?): {first}"
+    try:
+        problems = operator_problems(payload)
+        schema_io = schema_tensors(payload)
+    except Exception:  # a damaged flatbuffer can fail anywhere in the reader
+        return [why] if interpreter is None else ["the flatbuffer's operator table is unreadable"]
+    if interpreter is None and not problems:
+        return [why]  # not for want of an operator: the file itself is broken
+    inputs, outputs = (
+        (interpreter.get_input_details(), interpreter.get_output_details())
+        if interpreter is not None else schema_io
+    )
+    problems += _tensor_problems(inputs, INPUTS, "input")
+    problems += _tensor_problems(outputs, OUTPUTS, "output")
     return problems + metadata_problems(payload)
 
 
-def _interpreter(payload: bytes) -> tuple[tf.lite.Interpreter | None, str]:
-    """A TFLite interpreter with its tensors allocated, or None and why not."""
-    if len(payload) < 8 or payload[4:8] != b"TFL3":
-        return None, "not a TFLite model (no TFL3 flatbuffer identifier at byte 4)"
-    try:
-        interpreter = tf.lite.Interpreter(model_content=payload, num_threads=1)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return None, f"not a loadable TFLite model (damaged or truncated?): {first}"
-    return interpreter, ""
+def schema_tensors(payload: bytes) -> tuple[list[dict], list[dict]]:
+    """The first subgraph's input and output tensors (``name``, ``shape``, ``dtype``) read
+    from the flatbuffer itself, for files the interpreter cannot load (a Flex operator)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(payload, 0).Subgraphs(0)
+
+    def detail(index: int) -> dict:
+        tensor = graph.Tensors(index)
+        dtype = np.float32 if tensor.Type() == schema.TensorType.FLOAT32 else np.void
+        return {"name": tensor.Name().decode(), "shape": tensor.ShapeAsNumpy(), "dtype": dtype}
+
+    return ([detail(int(i)) for i in graph.InputsAsNumpy()],
+            [detail(int(i)) for i in graph.OutputsAsNumpy()])  # fmt: skip
+
+
+def new_interpreter(content: bytes) -> tf.lite.Interpreter:
+    """The TFLite interpreter on a model's bytes, tensors allocated: builtin operators only and
+    no default delegate (as quiet as it is deterministic; its deprecation notice silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(
+            model_content=content, num_threads=1,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )  # fmt: skip
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 def operator_codes(payload: bytes) -> list[tuple[int, str]]:
@@ -340,8 +371,7 @@ class PluginModel:
     def __init__(self, path_or_bytes: str | Path | bytes) -> None:
         content = (path_or_bytes if isinstance(path_or_bytes, bytes)
                    else Path(path_or_bytes).read_bytes())  # fmt: skip
-        self.interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
-        self.interpreter.allocate_tensors()
+        self.interpreter = new_interpreter(content)
         self.inputs = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
         self.outputs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self.state = np.zeros(STATE_SIZE, np.float32)
