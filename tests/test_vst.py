@@ -145,7 +145,8 @@ def test_export_meets_the_contract_read_three_independent_ways(exported):
     interpreter = tf.lite.Interpreter(model_content=payload)
     got_in = {d["name"]: (tuple(d["shape"]), d["dtype"]) for d in interpreter.get_input_details()}
     got_out = {d["name"]: (tuple(d["shape"]), d["dtype"]) for d in interpreter.get_output_details()}
-    assert got_in == {"call_f0_scaled:0": ((1,), np.float32), "call_pw_scaled:0": ((1,), np.float32),
+    assert got_in == {"call_f0_scaled:0": ((1,), np.float32),
+                      "call_pw_scaled:0": ((1,), np.float32),
                       "call_state:0": ((512,), np.float32)}  # fmt: skip
     assert got_out == {f"StatefulPartitionedCall:{i}": ((n,), np.float32)
                        for i, n in enumerate((1, 60, 65, 512))}  # fmt: skip
