@@ -96,7 +96,7 @@ def check_features() -> list[dict]:
     for name in CLIPS:
         x = clip(name)
         ours = our_features(x)
-        padded = np.pad(x, FRAME // 2 + HOP)
+        padded = np.pad(x, (FRAME // 2, FRAME // 2 + HOP))  # window k centred on 320 k
         theirs = [plugin(padded[k * HOP : k * HOP + FRAME]) for k in range(len(ours["f0_hz"]))]
         pw = np.array([t["pw_db"] for t in theirs])
         f0 = np.array([t["f0_hz"] for t in theirs])
