@@ -102,8 +102,17 @@ def check_features() -> list[dict]:
         f0 = np.array([t["f0_hz"] for t in theirs])
         diff = np.abs(ours["loudness_db"] - pw)
         voiced = (ours["f0_confidence"] >= 0.85) & (ours["loudness_db"] > -60.0)
+        steady = voiced.copy()  # at least 2 frames (40 ms) from a voicing change
+        for shift in (1, 2):
+            steady[shift:] &= voiced[:-shift]
+            steady[:-shift] &= voiced[shift:]
         off = cents(ours["f0_hz"][voiced], f0[voiced])
         octave = np.abs(off - 1200.0) < 50.0
+        # Where the two disagree, which is nearer an independent tracker (pYIN, same frames)?
+        ref, ref_voiced = pyin(x, hop=HOP)
+        n = min(len(ref), len(voiced))
+        split = voiced[:n] & ref_voiced[:n] & (cents(ours["f0_hz"][:n], f0[:n]) > 50.0)
+        ours_nearer = cents(ours["f0_hz"][:n][split], ref[split]) < cents(f0[:n][split], ref[split])
         rows.append({
             "check": "features", "clip": name, "file": CLIPS[name][0], "frames": len(diff),
             "power_median_abs_db": round(float(np.median(diff)), 5),
@@ -113,6 +122,11 @@ def check_features() -> list[dict]:
             "f0_within_50_cents": round(float(np.mean(off <= 50.0)), 4),
             "f0_median_cents": round(float(np.median(off)), 2),
             "f0_octave_errors": round(float(np.mean(octave)), 4),
+            "steady_frames": int(steady.sum()),
+            "f0_within_50_cents_steady": round(float(np.mean(
+                cents(ours["f0_hz"][steady], f0[steady]) <= 50.0)), 4),
+            "disagreements_judged_by_pyin": int(split.sum()),
+            "ours_nearer_pyin": int(ours_nearer.sum()),
         })  # fmt: skip
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
@@ -199,11 +213,12 @@ def plugin_loop(x: np.ndarray, tflite: str) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def pyin(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pyin(x: np.ndarray, hop: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's pYIN, 65-2093 Hz, 1024-sample frames centred on multiples of `hop`."""
     import librosa
 
     f0, voiced, _ = librosa.pyin(x, fmin=65.0, fmax=2093.0, sr=RATE, frame_length=1024,
-                                 hop_length=256)  # fmt: skip
+                                 hop_length=hop)  # fmt: skip
     return f0, voiced
 
 
