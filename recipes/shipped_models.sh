@@ -56,7 +56,7 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 # BENCHMARKS.md), and harmonic+noise alone scored better than harmonic+noise+reverb in the
 # variant comparison.
 declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000
-                  [violin-vst]=3000)
+                  [violin-vst]=4000)
 # violin-vst: the plugin's own architecture (`--variant vst`, GRU 512, its trainable reverb kept
 # for training: the plugin adds its own room, and the export leaves the reverb out).
 declare -A VARIANT=([violin-vst]=vst)
@@ -73,7 +73,7 @@ train() {  # train NAME [options]: to half the steps, copy that run to NAME-half
     # shellcheck disable=SC2086
     nice -n 10 $DDSP fit "$WORK/data/$name" --variant "${VARIANT[$name]:-tiny}" -o "$run" --steps "$1" \
       --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 --summary-every 50 \
-      --json-log ${FIT_OPTS[$name]} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
+      --json-log ${FIT_OPTS[$name]:-} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
   }
   _fit $((steps / 2)) "$@"
   # The half-trained model of the quality table; a leftover from another run is refused.
