@@ -56,7 +56,7 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 # BENCHMARKS.md), and harmonic+noise alone scored better than harmonic+noise+reverb in the
 # variant comparison.
 declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000
-                  [violin-vst]=4000)
+                  [violin-vst]=3000)
 # violin-vst: the plugin's own architecture (`--variant vst`, GRU 512, its trainable reverb kept
 # for training: the plugin adds its own room, and the export leaves the reverb out).
 declare -A VARIANT=([violin-vst]=vst)
