@@ -115,8 +115,8 @@ def test_prepare_preset_vst_writes_power_at_50_frames_and_note_ranges(tmp_path, 
     assert run.returncode == 0, run.stderr
     info = json.loads((out / "dataset.json").read_text())
     feats = info["settings"]["features"]
-    assert (info["frame_rate"], info["n_frames"], feats["loudness"], feats["n_fft"]) == (
-        50, 50, "power", 1024)
+    assert (info["frame_rate"], info["n_frames"], feats["loudness"], feats["n_fft"],
+            feats["pitch_hop_ms"], feats["viterbi"]) == (50, 50, "power", 1024, 20.0, False)
     ranges = json.loads((out / "statistics.json").read_text())["note_ranges"]
     assert ranges["mean_min_pitch_note"] == pytest.approx(63.86, abs=0.3)  # 330 Hz
     assert ranges["mean_max_power_note"] == pytest.approx(20 * np.log10(0.3 / np.sqrt(2)), abs=0.5)

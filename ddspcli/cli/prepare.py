@@ -37,7 +37,8 @@ def prepare_command(
     preset: Annotated[
         choices.Preset | None,
         typer.Option(help="vst: the DDSP-VST plugin's features (16 kHz, 50 frames/s, power over "
-                     "1024-sample frames, CREPE every frame) for `fit --variant vst`."),
+                     "1024-sample frames, CREPE every frame without Viterbi) for `fit --variant "
+                     "vst`."),
     ] = None,
     pitch_model: PitchModelOpt = choices.FEATURES_PITCH_MODEL,
     pitch_hop_ms: PitchHopOpt = None,
