@@ -5,10 +5,11 @@ Run by hand (2 cores: features ~3 min, equality ~1 min, loop ~2 min):
     .venv/bin/python benchmarks/vst_check.py features [--json benchmarks/results/vst.jsonl]
     .venv/bin/python benchmarks/vst_check.py equality RUN [--json ...]
     .venv/bin/python benchmarks/vst_check.py loop FILE.tflite [--json ...]
+    .venv/bin/python benchmarks/vst_check.py loop fixed    # the loop itself, fixed controls
 
 ``features``: a speech, a singing and an instrument clip (../shared/data, see its SOURCES.md):
-our ``--preset vst`` features (power over 1024-sample frames; CREPE full with Viterbi every
-20 ms, as `prepare` computes them) against ``extract_features_micro.tflite`` run on the same
+our ``--preset vst`` features (power over 1024-sample frames; CREPE full every 20 ms without
+Viterbi, as `prepare` computes them) against ``extract_features_micro.tflite`` run on the same
 1024-sample windows (centred on multiples of 320 samples). Reported: median and 95th
 percentile |power difference| (dB) and, on confidently voiced frames (our CREPE confidence
 >= 0.85 and power above -60 dB), the share of frames whose f0 agrees within 50 cents.
@@ -197,9 +198,23 @@ class NoiseSynth:
         return out[start : start + HOP]
 
 
+class FixedControls:
+    """A stand-in for the model that checks the loop itself: three harmonics (1, 1/2, 1/4),
+    amplitude rising with the input power, quiet noise; the pitch is the input's by design."""
+
+    def __call__(self, f0_scaled: float, pw_scaled: float) -> dict[str, np.ndarray]:
+        dist = np.zeros(60, np.float32)
+        dist[:3] = (1.0, 0.5, 0.25)
+        return {"amplitudes": np.float32([max(0.0, pw_scaled - 0.3) * 0.5]),
+                "harmonic_distribution": dist,
+                "noise_magnitudes": np.full(65, 1e-4, np.float32)}  # fmt: skip
+
+
 def plugin_loop(x: np.ndarray, tflite: str) -> np.ndarray:
-    """The plugin's per-hop loop over a whole input (16 kHz): output of the same length."""
-    extractor, model = Extractor(), vst.PluginModel(tflite)
+    """The plugin's per-hop loop over a whole input (16 kHz): output of the same length
+    (``tflite`` "fixed": `FixedControls` instead of a model)."""
+    extractor = Extractor()
+    model = FixedControls() if tflite == "fixed" else vst.PluginModel(tflite)
     harmonic, noise = HarmonicSynth(), NoiseSynth()
     buffer = np.concatenate([np.zeros(FRAME, np.float32), x])
     out = []
@@ -258,7 +273,8 @@ def check_loop(tflite: str, out_dir: Path | None) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("check", choices=["features", "equality", "loop"])
-    parser.add_argument("target", nargs="?", help="equality: a run folder; loop: a .tflite")
+    parser.add_argument("target", nargs="?",
+                        help="equality: a run folder; loop: a .tflite, or 'fixed'")
     parser.add_argument("--tflite", help="equality: the exported file (default: convert now)")
     parser.add_argument("--audio-dir", type=Path, help="loop: write the renders here")
     parser.add_argument("--json", type=Path, help="append the rows to this JSON-lines file")

@@ -168,8 +168,11 @@ run, dest, name, desc, lic, attr, version = sys.argv[1:]
 info = json.loads((Path(run) / "model.json").read_text())
 keep = ("sample_rate", "frame_rate", "variant", "parameters", "features", "steps")
 out = {k: info[k] for k in keep if k in info}
+state = json.loads((Path(run) / "state.json").read_text())
+kept = (state.get("best") or {}).get("step", state.get("step"))  # the checkpoint exported
 out.update(format="vst", file=f"{name}.tflite", name=name, description=desc, license=lic,
-           attribution=attr, inference_only=True, dataset=Path(info["dataset"]).name)
+           attribution=attr, inference_only=True, dataset=Path(info["dataset"]).name,
+           kept_step=kept)
 (Path(dest) / "model.json").write_text(json.dumps(out, indent=2) + "\n")
 Path(dest, f".{name}.toml").write_text(
     pretrained.manifest_entry(Path(dest), name, version, f"bundled:models/{name}"))
