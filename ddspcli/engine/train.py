@@ -482,7 +482,8 @@ def open_run(
             config = model_lib.config_text(variant, list(gin_files), list(gin_params), z)
         except (OSError, ValueError) as err:
             raise InputError(str(err)) from None
-        check_variant_data(variant, data.read_info(data_dir), data_dir)  # before any file
+        if variant == choices.Variant.VST.value:  # before any file is written
+            check_variant_data(variant, data.read_info(data_dir), data_dir)
         _prepare_run_folder(run, data_dir, config, settings, variant)
     try:
         seed_process(settings.seed)
