@@ -216,11 +216,12 @@ def check_bytes(payload: bytes) -> list[str]:
     """`check_file` on bytes: the model (loads, operators, tensors), then the metadata."""
     if len(payload) < 8 or payload[4:8] != b"TFL3":
         return ["not a TFLite model (no TFL3 flatbuffer identifier at byte 4)"]
+    interpreter, why = None, ""
     try:
         interpreter = new_interpreter(payload)
     except (ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        interpreter, why = None, f"not a loadable TFLite model (damaged or truncated?): {first}"
+        why = f"not a loadable TFLite model (damaged or truncated?): {first}"
     try:
         problems = operator_problems(payload)
         schema_io = schema_tensors(payload)
