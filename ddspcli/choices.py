@@ -33,9 +33,37 @@ class Variant(StrEnum):
     HARMONIC_NOISE = "harmonic+noise"
     HARMONIC_NOISE_REVERB = "harmonic+noise+reverb"
     TINY = "tiny"
+    VST = "vst"  # the DDSP-VST plugin's architecture, on `prepare --preset vst` data
 
 
 DEFAULT_VARIANT = Variant.HARMONIC_NOISE_REVERB
+
+
+class Preset(StrEnum):
+    """Feature definitions `prepare` can be told by name."""
+
+    VST = "vst"  # 16 kHz, 50 frames/s, power over 1024-sample frames: DDSP-VST's extractor
+
+
+class ExportFormat(StrEnum):
+    """What `models export` writes."""
+
+    FOLDER = "folder"  # an inference-only model folder (every ddsp command, a manifest entry)
+    VST = "vst"  # one .tflite for the DDSP-VST plugin (vst-variant models)
+
+
+class Loudness(StrEnum):
+    """What the level feature (``loudness_db``) measures."""
+
+    A_WEIGHTED = "a_weighted"  # A-weighted |STFT|^2 averaged over bins (the DDSP default)
+    POWER = "power"  # mean square of the frame's samples, in dB (DDSP-VST's ``pw_db``)
+
+
+# The DDSP-VST plugin's feature definition (its extract_features_micro.tflite, measured).
+VST_SAMPLE_RATE = 16000
+VST_FRAME_RATE = 50
+VST_FRAME_SIZE = 1024
+VST_PITCH_HOP_MS = 20.0  # CREPE on every frame
 
 
 class Strategy(StrEnum):

@@ -34,7 +34,7 @@ from ddspcli import storage
 from ddspcli.errors import ModelError
 
 SHIPPED_MANIFEST = Path(__file__).parent / "pretrained_manifest.toml"
-KINDS = ("instrument", "pitch")
+KINDS = ("instrument", "pitch", "vst")  # vst: a DDSP-VST plugin file (.tflite) and its model.json
 SCHEMES = ("https://", "http://", "file://", "pip:", "bundled:")
 NETWORK_SCHEMES = ("https://", "http://", "pip:")
 CHUNK = 1 << 16
@@ -575,6 +575,11 @@ def resolve_instrument(name_or_path: str, progress: Progress | None = None) -> t
         if looks_like_path:
             raise ModelError(f"model directory {name_or_path} does not exist")
     spec = get_spec(name_or_path)  # an unknown name raises, listing the known ones
+    if spec.kind == "vst":
+        raise ModelError(
+            f"{name_or_path} is a model for the DDSP-VST plugin only: copy the .tflite in "
+            f"`ddsp models path {name_or_path}` into ~/Documents/Magenta/DDSP/Models/"
+        )
     if spec.kind != "instrument":
         raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
     return str(pull(spec, progress)), name_or_path
@@ -595,13 +600,15 @@ def manifest_entry(folder: Path, name: str, version: str, source: str) -> str:
 
     info = json.loads((folder / "model.json").read_text())
     feats = info.get("features", {})
+    kind = "vst" if info.get("format") == "vst" else "instrument"
+    level = "power, frame" if feats.get("loudness") == "power" else "A-weighted, n_fft"
     loudness = (
-        f"A-weighted, n_fft {feats.get('n_fft')}, ref {feats.get('ref_db')} dB, "
+        f"{level} {feats.get('n_fft')}, ref {feats.get('ref_db')} dB, "
         f"range {feats.get('range_db')} dB"
     )
     lines = [
         f"[models.{name}]",
-        'kind = "instrument"',
+        f'kind = "{kind}"',
         f"version = {json.dumps(version)}",
         f"description = {json.dumps(info.get('description', ''))}",
         f"license = {json.dumps(info.get('license', ''))}",

@@ -18,7 +18,7 @@ SF=$DATA/soundfont_renders
 
 prepare() {  # prepare [NAME...]: all datasets, or the named ones
   local names=("$@")
-  [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax)
+  [ ${#names[@]} -gt 0 ] || names=(violin flute-sf trumpet-sf cello-sf tenor_sax violin-vst)
   for name in "${names[@]}"; do
     case $name in
       violin)
@@ -27,6 +27,11 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
         local va=$DATA/bach_violin_ccby/audio
         $DDSP prepare "$va/john-garner_bwv1002_mov6.wav" "$va/john-garner_bwv1002_mov8.wav" \
           "$va/minji-kim_bwv1003_mov4.wav" -o "$WORK/data/violin" ;;
+      violin-vst)
+        # The same recordings with the DDSP-VST plugin's features (50 frames/s, power).
+        local va=$DATA/bach_violin_ccby/audio
+        $DDSP prepare "$va/john-garner_bwv1002_mov6.wav" "$va/john-garner_bwv1002_mov8.wav" \
+          "$va/minji-kim_bwv1003_mov4.wav" -o "$WORK/data/violin-vst" --preset vst ;;
       *-sf)
         local inst=${name%-sf}
         $DDSP prepare "$SF/musescore_general/${inst}_bwv1002_mov6.flac" \
@@ -50,7 +55,11 @@ prepare() {  # prepare [NAME...]: all datasets, or the named ones
 # without; the violin with it passed the voice check on 4 of 12 clips, without it 11; see
 # BENCHMARKS.md), and harmonic+noise alone scored better than harmonic+noise+reverb in the
 # variant comparison.
-declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000)
+declare -A STEPS=([violin]=6000 [tenor_sax]=3000 [flute-sf]=2000 [trumpet-sf]=2000 [cello-sf]=2000
+                  [violin-vst]=3000)
+# violin-vst: the plugin's own architecture (`--variant vst`, GRU 512, its trainable reverb kept
+# for training: the plugin adds its own room, and the export leaves the reverb out).
+declare -A VARIANT=([violin-vst]=vst)
 NO_REVERB="--gin-param Autoencoder.reverb_length=0"
 declare -A FIT_OPTS=([violin]=$NO_REVERB [tenor_sax]=$NO_REVERB [flute-sf]=$NO_REVERB
                      [trumpet-sf]=$NO_REVERB [cello-sf]=$NO_REVERB)
@@ -62,9 +71,9 @@ train() {  # train NAME [options]: to half the steps, copy that run to NAME-half
   mkdir -p "$WORK/runs"
   _fit() {
     # shellcheck disable=SC2086
-    nice -n 10 $DDSP fit "$WORK/data/$name" --variant tiny -o "$run" --steps "$1" \
+    nice -n 10 $DDSP fit "$WORK/data/$name" --variant "${VARIANT[$name]:-tiny}" -o "$run" --steps "$1" \
       --batch-size 8 --learning-rate 1e-3 --checkpoint-every 250 --summary-every 50 \
-      --json-log ${FIT_OPTS[$name]} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
+      --json-log ${FIT_OPTS[$name]:-} "${@:2}" >> "$run.jsonl" 2>> "$run.err"
   }
   _fit $((steps / 2)) "$@"
   # The half-trained model of the quality table; a leftover from another run is refused.
@@ -90,6 +99,7 @@ SF_DESC="sample-playback render (soundfonts, not a real recording): Bach BWV 100
 SF_ATTR="Rendered with fluidsynth from the MuseScore_General (musescore-general-soundfont 0.2.1, MIT) and FluidR3_GM (fluid-soundfont-gm 3.1, MIT) soundfonts; public-domain score of J.S. Bach BWV 1002, note lists from the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
 declare -A DESC=(
   [violin]="Solo violin: Bach Partita 1 (mov. 6, 8) and Sonata 2 (mov. 4), real recordings (7.5 min)"
+  [violin-vst]="Solo violin for the DDSP-VST plugin (its architecture and features): the violin recordings (7.5 min)"
   [tenor_sax]="Tenor saxophone: MTG sustained notes and Medley-solos-DB excerpts, real recordings (5.7 min)"
   [flute-sf]="Flute, $SF_DESC"
   [trumpet-sf]="Trumpet, $SF_DESC"
@@ -97,6 +107,7 @@ declare -A DESC=(
 )
 declare -A LIC=(
   [violin]="CC BY 3.0"
+  [violin-vst]="CC BY 3.0"
   [tenor_sax]="CC BY 4.0"
   [flute-sf]="MIT"
   [trumpet-sf]="MIT"
@@ -104,6 +115,7 @@ declare -A LIC=(
 )
 declare -A ATTR=(
   [violin]="J.S. Bach, performed by John Garner / MinJi Kim, CC BY 3.0, via the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
+  [violin-vst]="J.S. Bach, performed by John Garner / MinJi Kim, CC BY 3.0, via the Bach Violin Dataset (H.-W. Dong et al., ICASSP 2022)"
   [tenor_sax]="MTG (Music Technology Group, UPF) sax samples, SFZ programming by kinwie (MTG.SoloSax), CC BY 4.0; Medley-solos-DB v1.2 (V. Lostanlen, C.-E. Cella, R. Bittner, S. Essid), CC BY 4.0"
   [flute-sf]="$SF_ATTR"
   [trumpet-sf]="$SF_ATTR"
@@ -111,10 +123,15 @@ declare -A ATTR=(
 )
 
 # Manifest version of each shipped model: raised when its weights change.
-declare -A VERSION=([violin]=2 [tenor_sax]=1 [flute-sf]=1 [trumpet-sf]=1 [cello-sf]=1)
+declare -A VERSION=([violin]=2 [tenor_sax]=1 [flute-sf]=1 [trumpet-sf]=1 [cello-sf]=1
+                    [violin-vst]=1)
 
 export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
   local name=$1 run=${2:-$WORK/runs/$1}
+  if [ "${VARIANT[$name]:-}" = vst ]; then
+    export_vst "$name" "$run"
+    return
+  fi
   $DDSP models export "$run" -o "ddspcli/models/$name" --force --name "$name" \
     --description "${DESC[$name]}" --license "${LIC[$name]}" --attribution "${ATTR[$name]}" \
     --version "${VERSION[$name]}" --manifest-source "bundled:models/$name" \
@@ -132,6 +149,47 @@ open(path, "w").write(text)
 PY
   rm "ddspcli/models/.$name.toml"
   echo "exported $run to ddspcli/models/$name; manifest entry updated"
+}
+
+# A plugin model ships as the plugin's one file (NAME.tflite, checked) and a model.json with its
+# licence and attribution: the checkpoint would double its size (kind "vst" in the manifest;
+# `ddsp models path NAME` prints the folder to copy the file from).
+export_vst() {  # export_vst NAME RUN
+  local name=$1 run=$2 dest=ddspcli/models/$1
+  mkdir -p "$dest"
+  $DDSP models export "$run" --format vst -o "$dest/$name.tflite" --force
+  $DDSP models check-vst "$dest/$name.tflite"
+  "$(dirname "$DDSP")/python" - "$run" "$dest" "$name" "${DESC[$name]}" "${LIC[$name]}" \
+    "${ATTR[$name]}" "${VERSION[$name]}" <<'PY'
+import json, sys
+from pathlib import Path
+from ddspcli import pretrained
+run, dest, name, desc, lic, attr, version = sys.argv[1:]
+info = json.loads((Path(run) / "model.json").read_text())
+keep = ("sample_rate", "frame_rate", "variant", "parameters", "features", "steps")
+out = {k: info[k] for k in keep if k in info}
+state = json.loads((Path(run) / "state.json").read_text())
+kept = (state.get("best") or {}).get("step", state.get("step"))  # the checkpoint exported
+out.update(format="vst", file=f"{name}.tflite", name=name, description=desc, license=lic,
+           attribution=attr, inference_only=True, dataset=Path(info["dataset"]).name,
+           kept_step=kept)
+(Path(dest) / "model.json").write_text(json.dumps(out, indent=2) + "\n")
+Path(dest, f".{name}.toml").write_text(
+    pretrained.manifest_entry(Path(dest), name, version, f"bundled:models/{name}"))
+PY
+  mv "$dest/.$name.toml" "ddspcli/models/.$name.toml"
+  python3 - "$name" <<'PY'
+import re, sys
+name = sys.argv[1]
+path = "ddspcli/pretrained_manifest.toml"
+text = open(path).read()
+entry = open(f"ddspcli/models/.{name}.toml").read()
+pattern = re.compile(rf"\n\[+models\.{re.escape(name)}[.\]][\s\S]*?(?=\n\[+models\.(?!{re.escape(name)}[.\]])|\Z)")
+text = pattern.sub("", text).rstrip("\n") + "\n\n" + entry
+open(path, "w").write(text)
+PY
+  rm "ddspcli/models/.$name.toml"
+  echo "exported $run to $dest/$name.tflite; manifest entry updated"
 }
 
 case "${1:-}" in

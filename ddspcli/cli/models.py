@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ddspcli import ui
+from ddspcli import choices, ui
 from ddspcli.cli._app import models_app
 from ddspcli.cli._common import JsonOpt, emit_json
 
@@ -129,8 +129,15 @@ def models_rm(
 @models_app.command("export")
 def models_export(
     run: Annotated[Path, typer.Argument(help="A run folder or model directory.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write (--format vst: a .tflite).")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    format_: Annotated[
+        choices.ExportFormat,
+        typer.Option("--format", help="folder: a model folder; vst: the DDSP-VST plugin's "
+                     ".tflite (vst-variant models)."),
+    ] = choices.ExportFormat.FOLDER,
     name: Annotated[str | None, typer.Option(help="Model name stored in model.json.")] = None,
     description: Annotated[str | None, typer.Option(help="One line about the model.")] = None,
     license_: Annotated[
@@ -155,6 +162,9 @@ def models_export(
     from ddspcli import pretrained, storage
     from ddspcli.engine import modeldir
 
+    if format_ == choices.ExportFormat.VST:
+        _export_vst(run, output, force, manifest_source)
+        return
     if manifest_source is not None and not manifest_source.startswith(pretrained.SCHEMES):
         raise typer.BadParameter(
             f"--manifest-source must start with one of {', '.join(pretrained.SCHEMES)}"
@@ -170,6 +180,43 @@ def models_export(
         sys.stdout.write(pretrained.manifest_entry(output, entry_name, version, manifest_source))
 
 
+
+
+def _export_vst(run: Path, output: Path, force: bool, manifest_source: str | None) -> None:
+    """`models export --format vst`: the plugin's single file."""
+    from ddspcli import storage
+    from ddspcli.engine import vst
+
+    if output.suffix != ".tflite":
+        raise typer.BadParameter(f"--format vst writes one .tflite file, not {output.name!r}")
+    if manifest_source is not None:
+        raise typer.BadParameter("--manifest-source lists a model folder; export --format folder")
+    storage.protect_inputs(storage.walk_files(str(run)) if run.is_dir() else [])
+    meta = vst.export(run, output, force=force)
+    ui.info(f"exported {run} (step {meta.get('steps')}) for DDSP-VST to {output}: "
+            f"pitch {meta['mean_min_pitch_note_hz']:.0f}-{meta['mean_max_pitch_note_hz']:.0f} Hz, "
+            f"power {meta['mean_min_power_note']:.0f} to {meta['mean_max_power_note']:.0f} dB; "
+            "copy it into ~/Documents/Magenta/DDSP/Models/")  # fmt: skip
+
+
+@models_app.command("check-vst")
+def models_check_vst(
+    file: Annotated[Path, typer.Argument(help="A .tflite file meant for DDSP-VST.")],
+) -> None:
+    """Check a .tflite against the DDSP-VST plugin's contract (its own load-time checks and
+    metadata): every problem on one line each, exit 5 if there is any."""
+    from ddspcli.engine import vst
+    from ddspcli.errors import ModelError
+
+    problems = vst.check_file(file)
+    if not problems:
+        meta = vst.read_metadata(file)
+        ui.info(f"[green]ok[/green] {file}: 3 inputs, 4 outputs, builtin operators, "
+                f"metadata (id {meta['export_time']}): DDSP-VST will load it")  # fmt: skip
+        return
+    for problem in problems[:-1]:
+        ui.error(f"{file}: {problem}")
+    raise ModelError(f"{file}: {problems[-1]}")
 
 
 @models_app.command("import")

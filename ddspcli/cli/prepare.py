@@ -34,6 +34,12 @@ def prepare_command(
         typer.Option(help="Audio rate (Hz) of the dataset (pitch is tracked on a 16 kHz copy)."),
     ] = 16000,
     frame_rate: Annotated[int, typer.Option(help="Feature frames per second.")] = 250,
+    preset: Annotated[
+        choices.Preset | None,
+        typer.Option(help="vst: the DDSP-VST plugin's features (16 kHz, 50 frames/s, power over "
+                     "1024-sample frames, CREPE every frame without Viterbi) for `fit --variant "
+                     "vst`."),
+    ] = None,
     pitch_model: PitchModelOpt = choices.FEATURES_PITCH_MODEL,
     pitch_hop_ms: PitchHopOpt = None,
     workers: Annotated[
@@ -71,13 +77,13 @@ def prepare_command(
     import shlex
 
     from ddspcli import storage
-    from ddspcli.engine import audio, features, prepare
+    from ddspcli.engine import audio, prepare
     from ddspcli.errors import EXIT_INPUT
 
-    feature_settings = features.FeatureSettings(
-        sample_rate=sample_rate, frame_rate=frame_rate, pitch_model=pitch_model.value,
-        pitch_hop_ms=pitch_hop_ms,
-    )  # fmt: skip
+    with usage_errors():
+        feature_settings = _feature_settings(
+            preset, sample_rate, frame_rate, pitch_model.value, pitch_hop_ms
+        )
     settings = prepare.PrepareSettings(
         example_secs, hop_secs, eval_fraction, features=feature_settings
     )
@@ -120,6 +126,24 @@ def prepare_command(
             "pass --skip-bad to accept a partial dataset"
         )
         raise typer.Exit(EXIT_INPUT)
+
+
+def _feature_settings(
+    preset: choices.Preset | None, sample_rate: int, frame_rate: int, pitch_model: str,
+    pitch_hop_ms: float | None,
+):  # fmt: skip
+    """The feature settings of the options; a preset fixes the rates (ValueError if others)."""
+    from ddspcli.engine import features
+
+    if preset is None:
+        return features.FeatureSettings(sample_rate=sample_rate, frame_rate=frame_rate,
+                                        pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms)
+    if sample_rate != choices.VST_SAMPLE_RATE or frame_rate not in (250, choices.VST_FRAME_RATE):
+        raise ValueError(f"--preset {preset.value} fixes --sample-rate "
+                         f"{choices.VST_SAMPLE_RATE} and --frame-rate {choices.VST_FRAME_RATE}; "
+                         "leave them out")  # fmt: skip
+    hop = pitch_hop_ms or choices.VST_PITCH_HOP_MS
+    return features.FeatureSettings.vst(pitch_model=pitch_model, pitch_hop_ms=hop)
 
 
 def _print_report(report: dict) -> None:

@@ -111,6 +111,43 @@ def shard_names(split: str, n_shards: int) -> list[str]:
 # Statistics.
 
 
+def note_range_statistics(per_file: list[dict[str, np.ndarray]], frames: int) -> dict:
+    """The official DDSP statistics a DDSP-VST model's ``metadata.json`` carries.
+
+    Each file's frames are cut into non-overlapping pieces of `frames` (an example's length;
+    a shorter last piece too); in each piece with note-on frames (`detect_notes`) the lowest
+    and highest pitch (MIDI) and level (dB) of those frames are taken, and averaged over
+    pieces, as the official ``compute_dataset_statistics`` does per example.
+
+    Returns:
+        ``mean_min_pitch_note``, ``mean_max_pitch_note`` (MIDI), ``mean_min_power_note``,
+        ``mean_max_power_note`` (dB), ``pieces`` (how many had notes); ``{}`` without notes.
+    """
+    lows, highs, quiet, loud = [], [], [], []
+    for feats in per_file:
+        on = detect_notes(feats["loudness_db"], feats["f0_confidence"])
+        for start in range(0, len(on), max(1, frames)):
+            mask = on[start : start + frames]
+            if not mask.any():
+                continue
+            f0 = feats["f0_hz"][start : start + frames][mask]
+            level = feats["loudness_db"][start : start + frames][mask]
+            midi = 69.0 + 12.0 * np.log2(np.maximum(f0, 1e-5) / 440.0)
+            lows.append(midi.min())
+            highs.append(midi.max())
+            quiet.append(level.min())
+            loud.append(level.max())
+    if not lows:
+        return {}
+    return {
+        "mean_min_pitch_note": float(np.mean(lows)),
+        "mean_max_pitch_note": float(np.mean(highs)),
+        "mean_min_power_note": float(np.mean(quiet)),
+        "mean_max_power_note": float(np.mean(loud)),
+        "pieces": len(lows),
+    }
+
+
 def compute_statistics(per_file: list[dict[str, np.ndarray]], n_quantiles: int = 101) -> dict:
     """Dataset statistics over note-on frames (for `transfer`'s automatic adjustments).
 

@@ -160,11 +160,30 @@ class Autoencoder(tf.Module):
         inputs = [f0, ld] + ([features["z"]] if self.z_dims else [])
         stacked = [stack(x) for stack, x in zip(self.stacks, inputs, strict=True)]
         hidden, state = self.rnn(tf.concat(stacked, axis=-1), state)
-        raw = self.dense_out(self.out_stack(tf.concat([*stacked, hidden], axis=-1)))
+        return self._split(self.dense_out(self.out_stack(tf.concat([*stacked, hidden], -1)))), state
+
+    def decode_frame(
+        self, f0_scaled: tf.Tensor, ld_scaled: tf.Tensor, state: tf.Tensor
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """One frame from the scaled inputs, in plain ops (the DDSP-VST export; no z).
+
+        Args:
+            f0_scaled, ld_scaled: ``[b, 1]`` (``midi / 127``, ``dB / 80 + 1``).
+            state: ``[b, rnn_units]``.
+        Returns:
+            raw controls ``{amplitudes [b, 1], harmonic_distribution [b, k],
+            noise_magnitudes [b, m]}`` and the new state ``[b, rnn_units]``.
+        """
+        stacked = [stack(x) for stack, x in zip(self.stacks, (f0_scaled, ld_scaled), strict=True)]
+        state = self.rnn.step(tf.concat(stacked, axis=-1), state)
+        return self._split(self.dense_out(self.out_stack(tf.concat([*stacked, state], -1)))), state
+
+    def _split(self, raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The decoder's last axis -> amplitude, harmonic distribution, noise magnitudes."""
         k = self.n_harmonics
         controls = {"amplitudes": raw[..., :1], "harmonic_distribution": raw[..., 1 : 1 + k]}
         controls["noise_magnitudes"] = raw[..., 1 + k :]
-        return controls, state
+        return controls
 
     def controls(
         self, features: dict[str, tf.Tensor], state: dict[str, tf.Tensor] | None = None

@@ -114,6 +114,12 @@ class GRU(tf.Module):
         outputs = tf.transpose(outputs, [1, 0, 2])
         return outputs, outputs[:, -1]
 
+    def step(self, x: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
+        """One frame in plain ops (no XLA loop; for TFLite export): ``[b, c_in]`` input and
+        ``[b, units]`` state -> the new ``[b, units]`` state (also the frame's output)."""
+        projected = tf.matmul(x, self.kernel) + self.bias[0]
+        return _gru_step(state, projected, self.recurrent_kernel, self.bias[1], self.units)[0]
+
 
 def _gru_step(h, xp, kernel, bias, u):
     """One step: ``(h', z, r, n, hn)`` where ``hn = (h U + b)[:, 2u:]``."""

@@ -71,6 +71,8 @@ class FileRecord:
 def cache_key(sha256: str, settings: features.FeatureSettings) -> str:
     """Cache file stem: the file hash and every setting that changes the features."""
     relevant = {k: v for k, v in settings.to_dict().items() if k not in ("block_s", "batch_size")}
+    if relevant.get("loudness") == "a_weighted":  # keys of datasets made before it existed
+        del relevant["loudness"]
     text = json.dumps({"sha256": sha256, "features": relevant}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -332,6 +334,9 @@ def write_dataset(
         writer.close()
     _remove_stale_shards(outdir, {n for w in writers.values() for n in w.names})
     statistics = data.compute_statistics(train_feats)
+    if settings.features.loudness == "power":  # what a DDSP-VST export's metadata needs
+        per_example = n_samples // settings.features.hop
+        statistics["note_ranges"] = data.note_range_statistics(train_feats, per_example)
     info = {
         "format_version": data.FORMAT_VERSION,
         "ddspcli_version": __version__,

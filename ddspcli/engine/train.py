@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ddspcli import __version__, choices, storage
-from ddspcli.engine import data, distribute, losses, nn
+from ddspcli.engine import data, distribute, features, losses, nn
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import InputError, OutputError, RunError, UsageError
@@ -148,6 +148,21 @@ def check_dataset(info: dict, sample_rate: int, frame_rate: int, source: str) ->
             )
 
 
+def check_variant_data(variant: str, info: dict, source: str) -> None:
+    """Refuse to train the ``vst`` variant on anything but the plugin's features."""
+    if variant != choices.Variant.VST.value:
+        return
+    feats = info.get("settings", {}).get("features", {})
+    wanted = features.FeatureSettings.vst()
+    found = (feats.get("loudness", "a_weighted"), feats.get("n_fft"), info.get("frame_rate"))
+    if found != (wanted.loudness, wanted.n_fft, wanted.frame_rate):
+        raise InputError(
+            f"{source} was not prepared with the DDSP-VST plugin's features (it has "
+            f"{found[0]} level over {found[1]} samples at {found[2]} frames/s); the vst variant "
+            "needs them: ddsp prepare AUDIO -o DIR --preset vst"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer.
 
@@ -188,6 +203,7 @@ class Trainer:
         except ValueError as err:  # TensorFlow's own check of TF_CONFIG
             raise UsageError(f"TF_CONFIG: {err}") from None
         self.chief = self.role is None or self.role.chief
+        check_variant_data(variant, self.info, data_dir)
         rates = {"sample_rate": self.info["sample_rate"], "frame_rate": self.info["frame_rate"]}
         bound = model_lib.bound_parameters(config, ("sample_rate", "frame_rate"))
         check_dataset(self.info, **{**rates, **bound}, source="the model config")
@@ -512,6 +528,8 @@ def open_run(
             config = model_lib.config_text(variant, list(gin_files), list(gin_params), z)
         except (OSError, ValueError) as err:
             raise InputError(str(err)) from None
+        if variant == choices.Variant.VST.value:  # before any file is written
+            check_variant_data(variant, data.read_info(data_dir), data_dir)
         if chief:
             _prepare_run_folder(run, data_dir, config, settings, variant)
     try:

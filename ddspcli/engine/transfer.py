@@ -40,10 +40,14 @@ def feature_settings(info: dict, pitch_model: str, pitch_hop_ms: float | None):
     Everything that changes the numbers the model was trained on comes from ``model.json``;
     only the pitch tracker's speed/accuracy trade-off is the user's choice.
     """
-    from ddspcli.engine.features import FeatureSettings
+    from ddspcli.engine.features import DEFAULT_PITCH_HOP_MS, FeatureSettings
 
     stored = dict(info.get("features") or {})
-    keep = ("n_fft", "range_db", "ref_db", "silence_db")
+    if pitch_hop_ms is None:  # the tracker's default hop, on the model's frame grid (vst: 20 ms)
+        frame_ms = 1000.0 / int(info["frame_rate"])
+        default = DEFAULT_PITCH_HOP_MS[pitch_model]
+        pitch_hop_ms = max(1, round(default / frame_ms)) * frame_ms
+    keep = ("n_fft", "range_db", "ref_db", "silence_db", "loudness")
     settings = FeatureSettings(
         sample_rate=int(info["sample_rate"]),
         frame_rate=int(info["frame_rate"]),
@@ -84,13 +88,21 @@ def read_features(path: str, settings) -> tuple[dict[str, np.ndarray], dict]:
         **meta.get("settings", {}),
         **{k: meta[k] for k in ("sample_rate", "frame_rate") if k in meta},
     }
-    for key in ("sample_rate", "frame_rate", "n_fft", "range_db", "ref_db"):
-        if key in stored and float(stored[key]) != float(getattr(settings, key)):
+    stored.setdefault("loudness", "a_weighted")
+    for key in ("sample_rate", "frame_rate", "n_fft", "range_db", "ref_db", "loudness"):
+        if key in stored and _differs(stored[key], getattr(settings, key)):
             raise InputError(
                 f"{path} was computed with {key} = {stored[key]} but the model uses "
                 f"{getattr(settings, key)}; recompute it (or omit --features)"
             )
     return arrays, meta
+
+
+def _differs(stored: object, wanted: object) -> bool:
+    """Whether a stored feature setting differs from the model's (numbers compared as floats)."""
+    if isinstance(wanted, str):
+        return str(stored) != wanted
+    return float(stored) != float(wanted)
 
 
 def _stem(source: str) -> str:
