@@ -50,17 +50,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--configs", default=",".join(f"{m}@{h:g}" for m, h in CONFIGS),
+                        help="e.g. tiny@16,full@32")
+    parser.add_argument("--skip", default="", help="comma-separated file-name prefixes to skip")
     args = parser.parse_args()
+    configs = [(c.split("@")[0], float(c.split("@")[1])) for c in args.configs.split(",")]
+    skip = tuple(p for p in args.skip.split(",") if p)
     weights = {m: str(next(pretrained.pull(pretrained.get_spec(f"crepe-{m}")).glob("*.pth")))
                for m in ("tiny", "full")}  # fmt: skip
     rows = []
     for _, wav, f0_csv, notes_csv in datasets(args.data, quick=False):
+        if skip and wav.name.startswith(skip):
+            continue
         samples, _ = audio.read_audio(wav, 16000)
         samples = samples[: int(args.seconds * 16000)]
         times, truth = load_truth(f0_csv)
         keep = onset_mask(times, notes_csv) & (times < args.seconds)
         row = {"file": wav.name, "median_truth_hz": float(np.median(truth[truth > 0]))}
-        for model, hop in CONFIGS:
+        for model, hop in configs:
             f0, wall = causal_f0(samples, weights[model], model, hop)
             n, rpa, _ = score(f0, 250, times, truth, keep)
             row[f"{model}@{hop:g}ms"] = round(100.0 * rpa / n, 2)
