@@ -249,9 +249,14 @@ def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir, short_clip):
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # pytest-xdist's workers ignore SIGINT: let it raise KeyboardInterrupt here, as in a shell.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_when_running, daemon=True).start()
-    run = ddsp("live", "-m", "tenor_sax", "-i", data_dir / "speech_arctic_a0001.wav", "-o", out,
-               "--pace", "realtime", "--stats-json", tmp_path / "s.json")  # fmt: skip
+    try:
+        run = ddsp("live", "-m", "tenor_sax", "-i", data_dir / "speech_arctic_a0001.wav", "-o",
+                   out, "--pace", "realtime", "--stats-json", tmp_path / "s.json")  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, saved)
     assert run.returncode == EXIT_INTERRUPTED, run.stderr
     info = sf.info(out)
     assert 0.2 < info.duration < 3.5 and not list(tmp_path.glob(".take.wav.*"))

@@ -363,6 +363,7 @@ REQUIRED = {  # what each command needs besides the option, so that parsing reac
     "prepare": ("in.wav", "-o", "data"),
     "eval": ("model", "--data", "data"),
     "generate": ("--profile", "p.csv"),
+    "live": ("-i", "in.wav", "-o", "out.wav"),
 }
 
 
