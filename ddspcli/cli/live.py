@@ -93,7 +93,7 @@ def live_command(
         return
     kinds = {"input": liveio.classify(input_), "output": liveio.classify(output)}
     if measure_latency:
-        if "device" not in kinds.values() or set(kinds.values()) != {"device"}:
+        if set(kinds.values()) != {"device"}:
             raise typer.BadParameter("--measure-latency needs devices for -i and -o")
         devices = liveio.find_device(input_, "input"), liveio.find_device(output, "output")
         ms = live.measure_round_trip(*devices, rate or 16000)

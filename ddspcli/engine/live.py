@@ -103,7 +103,6 @@ class CausalFeatures:
         self._received = 0
         self.next_frame = 0
         self._f0, self._confidence = 0.0, 0.0  # the held CREPE estimate
-        self.crepe_frames = 0
 
     def push(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         """Add samples ``[n]``; return the frames now complete (``[k]`` each, maybe 0)."""
@@ -149,7 +148,6 @@ class CausalFeatures:
             f0, confidence = pitch.decode(self.activations(windows), viterbi=False)
             estimates = {i: (float(a), float(b)) for i, a, b in zip(loud, f0, confidence,
                                                                       strict=True)}  # fmt: skip
-            self.crepe_frames += len(loud)
         f0_out = np.empty(len(frames), np.float32)
         confidence_out = np.empty(len(frames), np.float32)
         for i in range(len(frames)):
@@ -196,7 +194,6 @@ class LiveAdjuster:
     _pitch_count: int = 0
     _histogram: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
     _source: np.ndarray | None = None  # the player's loudness quantiles (dB)
-    note_frames: int = 0
     _starting: bool = False  # the current frame starts a note
 
     def __post_init__(self) -> None:
@@ -230,7 +227,6 @@ class LiveAdjuster:
             if self.auto and self._starting:
                 mean = self._pitch_sum / self._pitch_count
                 self.octaves = round((self.statistics["mean_pitch"] - mean) / 12.0)
-            self.note_frames += 1
             self._histogram[_bin(loudness)] += 1
         self._starting = False
         mapped = loudness

@@ -242,24 +242,18 @@ class StdoutSink(Sink):
 
 
 class FileSink(Sink):
-    """A WAV file written as it grows into a temporary file, renamed into place by `close`
-    (also after Ctrl-C): a reader never sees a half-written file under the final name."""
+    """A 32-bit float WAV file written as it grows into a temporary file, renamed into place by
+    `close` (also after Ctrl-C): a reader never sees a half-written file under the final name."""
 
-    def __init__(self, path: str, sample_rate: int, *, force: bool, subtype: str = "FLOAT"):
+    def __init__(self, path: str, sample_rate: int, *, force: bool):
         self.sample_rate, self.path = sample_rate, path
         self._context = storage.atomic_write(path, force=force)
         handle = self._context.__enter__()
-        self._file = sf.SoundFile(handle, "w", sample_rate, 1, subtype, format="WAV")
-        self.clipped = 0
-        self._integer = subtype.startswith("PCM")
+        self._file = sf.SoundFile(handle, "w", sample_rate, 1, "FLOAT", format="WAV")
 
     def write(self, block: np.ndarray) -> None:
-        block = np.asarray(block, np.float32)
-        if self._integer:
-            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
-            block = np.clip(block, -1.0, 1.0)
         try:
-            self._file.write(block)
+            self._file.write(np.asarray(block, np.float32))
         except (sf.LibsndfileError, RuntimeError) as err:
             raise OutputError(f"cannot write {self.path}: {err}") from None
 
@@ -349,12 +343,6 @@ def find_device(spec: str, kind: str) -> int | None:
     if devices[index][key] < 1:
         raise DeviceError(f"device {index} ({devices[index]['name']}) has no {kind} channels")
     return index
-
-
-def device_rate(index: int | None, kind: str) -> int:
-    """The device's default sample rate (Hz)."""
-    sd = sounddevice()
-    return int(sd.query_devices(index, kind)["default_samplerate"])
 
 
 def iter_blocks(source: Source, frames: int) -> Iterator[np.ndarray]:
