@@ -85,6 +85,14 @@ PitchHopOpt = Annotated[float | None, typer.Option(help=choices.pitch_hop_help()
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
+# Adjustment options shared by `transfer` and `live`.
+OctaveOpt = Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")]
+SemitonesOpt = Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")]
+LoudnessShiftOpt = Annotated[float, typer.Option(help="dB added to the loudness.")]
+QuietDbOpt = Annotated[
+    float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")
+]
+
 # Rendering options shared by `transfer` and `generate`.
 ReverbOpt = Annotated[bool, typer.Option(help="Apply the model's reverb.")]
 SampleRateOpt = Annotated[

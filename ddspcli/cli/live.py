@@ -11,9 +11,13 @@ from ddspcli import choices, ui
 from ddspcli.cli._app import app
 from ddspcli.cli._common import (
     ForceOpt,
+    LoudnessShiftOpt,
+    OctaveOpt,
     PitchHopOpt,
     PitchModelOpt,
+    QuietDbOpt,
     ReverbOpt,
+    SemitonesOpt,
     pitch_weights,
     resolve_model,
     usage_errors,
@@ -38,9 +42,9 @@ def live_command(
     measure_latency: Annotated[
         bool, typer.Option("--measure-latency", help=MEASURE_HELP)
     ] = False,
-    octave: Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")] = 0,
-    semitones: Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")] = 0.0,
-    loudness_shift: Annotated[float, typer.Option(help="dB added to the loudness.")] = 0.0,
+    octave: OctaveOpt = 0,
+    semitones: SemitonesOpt = 0.0,
+    loudness_shift: LoudnessShiftOpt = 0.0,
     autotune: Annotated[
         float,
         typer.Option(help="0..1: pull the pitch towards the nearest semitone.", min=0.0, max=1.0),
@@ -49,9 +53,7 @@ def live_command(
         bool,
         typer.Option(help="Octave per note and loudness mapping from the model's training data."),
     ] = True,
-    quiet_db: Annotated[
-        float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")
-    ] = 20.0,
+    quiet_db: QuietDbOpt = 20.0,
     note_confidence: Annotated[
         float, typer.Option(help="Pitch confidence (0..1) that starts a note.", min=0.0, max=1.0)
     ] = 0.7,

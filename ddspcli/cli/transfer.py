@@ -10,12 +10,16 @@ from ddspcli import choices, ui
 from ddspcli.cli._app import app
 from ddspcli.cli._common import (
     ForceOpt,
+    LoudnessShiftOpt,
     NormalizeOpt,
+    OctaveOpt,
     PeakDbOpt,
     PitchHopOpt,
     PitchModelOpt,
+    QuietDbOpt,
     ReverbOpt,
     SampleRateOpt,
+    SemitonesOpt,
     emit_json,
     pitch_weights,
     resolve_model,
@@ -40,9 +44,9 @@ def transfer_command(
     out_dir: Annotated[
         str | None, typer.Option(help="Folder for the outputs of several inputs.")
     ] = None,
-    octave: Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")] = 0,
-    semitones: Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")] = 0.0,
-    loudness_shift: Annotated[float, typer.Option(help="dB added to the loudness.")] = 0.0,
+    octave: OctaveOpt = 0,
+    semitones: SemitonesOpt = 0.0,
+    loudness_shift: LoudnessShiftOpt = 0.0,
     autotune: Annotated[
         float,
         typer.Option(help="0..1: pull the pitch towards the best-fitting scale.", min=0.0, max=1.0),
@@ -51,9 +55,7 @@ def transfer_command(
         bool,
         typer.Option(help="Move pitch by octaves and map loudness onto the model's training data."),
     ] = True,
-    quiet_db: Annotated[
-        float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")
-    ] = 20.0,
+    quiet_db: QuietDbOpt = 20.0,
     note_confidence: Annotated[
         float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
     ] = 0.7,
