@@ -136,19 +136,23 @@ export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced 
     --description "${DESC[$name]}" --license "${LIC[$name]}" --attribution "${ATTR[$name]}" \
     --version "${VERSION[$name]}" --manifest-source "bundled:models/$name" \
     > "ddspcli/models/.$name.toml"
-  python3 - "$name" <<'PY'
+  replace_manifest_entry "$name"
+  echo "exported $run to ddspcli/models/$name; manifest entry updated"
+}
+
+# Swap ddspcli/models/.NAME.toml in for the manifest's [models.NAME] table and its sub-tables.
+replace_manifest_entry() {  # replace_manifest_entry NAME
+  python3 - "$1" <<'PY'
 import re, sys
 name = sys.argv[1]
 path = "ddspcli/pretrained_manifest.toml"
 text = open(path).read()
 entry = open(f"ddspcli/models/.{name}.toml").read()
-# Drop the old [models.NAME] table and its sub-tables, then append the new entry.
 pattern = re.compile(rf"\n\[+models\.{re.escape(name)}[.\]][\s\S]*?(?=\n\[+models\.(?!{re.escape(name)}[.\]])|\Z)")
 text = pattern.sub("", text).rstrip("\n") + "\n\n" + entry
 open(path, "w").write(text)
 PY
-  rm "ddspcli/models/.$name.toml"
-  echo "exported $run to ddspcli/models/$name; manifest entry updated"
+  rm "ddspcli/models/.$1.toml"
 }
 
 # A plugin model ships as the plugin's one file (NAME.tflite, checked) and a model.json with its
@@ -178,17 +182,7 @@ Path(dest, f".{name}.toml").write_text(
     pretrained.manifest_entry(Path(dest), name, version, f"bundled:models/{name}"))
 PY
   mv "$dest/.$name.toml" "ddspcli/models/.$name.toml"
-  python3 - "$name" <<'PY'
-import re, sys
-name = sys.argv[1]
-path = "ddspcli/pretrained_manifest.toml"
-text = open(path).read()
-entry = open(f"ddspcli/models/.{name}.toml").read()
-pattern = re.compile(rf"\n\[+models\.{re.escape(name)}[.\]][\s\S]*?(?=\n\[+models\.(?!{re.escape(name)}[.\]])|\Z)")
-text = pattern.sub("", text).rstrip("\n") + "\n\n" + entry
-open(path, "w").write(text)
-PY
-  rm "ddspcli/models/.$name.toml"
+  replace_manifest_entry "$name"
   echo "exported $run to $dest/$name.tflite; manifest entry updated"
 }
 
