@@ -28,7 +28,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,47 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["Autoencoder.rnn_units = 48", "Autoencoder.n_harmonics = 16",
-         "Autoencoder.n_noise_bands = 0", "Autoencoder.reverb_length = 0"]  # fmt: skip
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def fit_command(data: Path, out: Path, steps: int, batch: int, extra: list[str],
-                gin: list[str] = SMALL) -> list[str]:  # fmt: skip
-    params = [a for p in gin for a in ("--gin-param", p)]
-    return [sys.executable, "-m", "ddspcli", "fit", str(data), "-o", str(out), "--variant",
-            "tiny", *params, "--batch-size", str(batch), "--steps", str(steps),
-            "--summary-every", "1", "--json-log", *extra]  # fmt: skip
-
-
-def start_workers(command: list[str], tmp: Path, tag: str) -> list[subprocess.Popen]:
-    """Two processes running `command`, each with its TF_CONFIG and its own TMPDIR."""
-    ports = free_ports(2)
-    workers = [f"127.0.0.1:{p}" for p in ports]
-    procs = []
-    for i in range(2):
-        scratch = tmp / f"{tag}-tmp{i}"
-        scratch.mkdir(parents=True, exist_ok=True)
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch),
-               "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
-        with open(tmp / f"{tag}-w{i}.out", "wb") as out, open(tmp / f"{tag}-w{i}.err", "wb") as err:
-            procs.append(subprocess.Popen([*command, "--strategy", "multiworker"], stdout=out,
-                                          stderr=err, env=env))  # fmt: skip
-    return procs
-
-
-def losses(path: Path) -> dict[int, dict]:
-    return {s["step"]: s for s in map(json.loads, path.read_text().splitlines()) if s}
+sys.path.insert(0, str(ROOT / "tests"))
+from tfcluster import SMALL, fit_command, losses, start_workers, wait_all  # noqa: E402
 
 
 def single(command: list[str], tmp: Path, tag: str) -> dict[int, dict]:
@@ -85,10 +45,6 @@ def single(command: list[str], tmp: Path, tag: str) -> dict[int, dict]:
         subprocess.run(command, stdout=f, stderr=subprocess.DEVNULL, check=True,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
     return losses(out)
-
-
-def wait_all(procs: list[subprocess.Popen], timeout: float = 600) -> list[int]:
-    return [p.wait(timeout=timeout) for p in procs]
 
 
 def check_losses(tmp: Path, data: Path, steps: int) -> dict:

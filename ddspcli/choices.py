@@ -75,6 +75,12 @@ class Strategy(StrEnum):
     MULTIWORKER = "multiworker"  # TF_CONFIG describes the cluster
 
 
+# Seconds every worker of `fit --strategy multiworker` has to start before the others give up:
+# long enough for a scheduler to place pods, short enough that a worker that never comes does
+# not hold the others (and their machines) for ever, as TensorFlow's own default does.
+CLUSTER_TIMEOUT_S = 600.0
+
+
 # Training defaults of `fit` (the published DDSP recipe; see DESIGN.md).
 TRAIN_STEPS = 30000
 TRAIN_BATCH_SIZE = 16

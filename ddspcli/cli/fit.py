@@ -58,6 +58,11 @@ def fit_command(
     strategy: Annotated[
         c.Strategy, typer.Option(help="tf.distribute strategy (multiworker: TF_CONFIG).")
     ] = c.Strategy.AUTO,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(min=1, help="Seconds every multiworker worker has to start before the "
+                     "others give up (exit 6)."),
+    ] = c.CLUSTER_TIMEOUT_S,
     json_log: Annotated[
         bool, typer.Option("--json-log", help="One JSON line per summary on stdout.")
     ] = False,
@@ -86,7 +91,7 @@ def fit_command(
         steps=steps or c.TRAIN_STEPS, batch_size=batch_size, learning_rate=learning_rate,
         seed=seed, checkpoint_every=checkpoint_every, keep=keep, eval_batches=eval_batches,
         summary_every=summary_every, stop_loss=stop_loss, patience=patience, jit=jit,
-        strategy=strategy.value,
+        strategy=strategy.value, cluster_timeout=cluster_timeout,
     )  # fmt: skip
     trainer, resumed = train.open_run(
         output, dataset, settings, variant=variant.value, gin_files=gin_file or (),

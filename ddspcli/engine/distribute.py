@@ -11,13 +11,15 @@ them every step. The chief (``chief`` 0, or ``worker`` 0 when there is no chief)
 folder; the others write their checkpoints to a temporary folder and delete it (TensorFlow's
 usual pattern: saving is collective, every worker must take part). `worker_role` checks the
 ``TF_CONFIG`` first, so a malformed one is one clear line instead of a hang or a traceback
-from deep inside TensorFlow.
+from deep inside TensorFlow; `make_strategy` bounds the wait for the other workers to start
+(TensorFlow's own default waits for ever).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from ddspcli import choices
@@ -115,11 +117,14 @@ def worker_role(text: str | None) -> WorkerRole:
     return WorkerRole(task_type, index, sum(len(v) for v in cluster.values()), chief)
 
 
-def make_strategy(name: str) -> tuple[tf.distribute.Strategy, WorkerRole | None]:
+def make_strategy(
+    name: str, cluster_timeout: float = choices.CLUSTER_TIMEOUT_S
+) -> tuple[tf.distribute.Strategy, WorkerRole | None]:
     """The strategy of `name` and, for ``multiworker``, this process's role.
 
     ``auto`` (mirrored over GPUs when there are several), ``default``, ``mirrored`` (all local
-    GPUs, else all logical CPUs), ``multiworker`` (cluster from ``TF_CONFIG``, checked first).
+    GPUs, else all logical CPUs), ``multiworker`` (cluster from ``TF_CONFIG``, checked first;
+    every worker must have started within `cluster_timeout` seconds, else `RunError`).
     """
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
@@ -133,12 +138,55 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, WorkerRole | None]
         return tf.distribute.MirroredStrategy(devices), None
     if name == "multiworker":
         role = worker_role(os.environ.get("TF_CONFIG"))
+        _bound_registration(json.loads(os.environ["TF_CONFIG"])["cluster"], cluster_timeout)
         try:
             return tf.distribute.MultiWorkerMirroredStrategy(), role
-        except tf.errors.OpError as err:  # TensorFlow waited for the others, then gave up
-            raise lost_workers(err, role, "did not all start") from None
+        except tf.errors.OpError as err:  # a worker was missing at the deadline
+            raise not_started(err, role, cluster_timeout) from None
     known = ", ".join(choices.values(choices.Strategy))
     raise ValueError(f"unknown strategy {name!r}; use {known}")
+
+
+def _bound_registration(cluster: dict[str, list[str]], timeout: float) -> None:
+    """Make the strategy's start-up wait for the other workers at most `timeout` seconds.
+
+    TensorFlow's coordination service (which `MultiWorkerMirroredStrategy` configures only when
+    nothing is configured yet) waits for every task to register with no deadline by default, in
+    C++ with the GIL held: a worker that never starts hangs the others for ever, and no Python
+    timer can interrupt them. Configured here as the strategy would (leader: the chief, else
+    worker 0; the chief and worker jobs), plus a registration barrier with a deadline; at the
+    deadline the strategy's constructor raises `tf.errors.DeadlineExceededError` on every
+    worker that did start. Uses TensorFlow's internal context API (checked with TF 2.21).
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    if ctx.coordination_service is not None:
+        return
+    leader = "chief" if "chief" in cluster else "worker"
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
+            for job in SUPPORTED_TYPES if job in cluster]  # fmt: skip
+    ctx.configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
+        coordinated_jobs=jobs, cluster_register_timeout_in_ms=max(1, round(timeout * 1000)),
+    )  # fmt: skip
+    ctx.coordination_service.cluster_register_with_barrier = True
+
+
+def not_started(err: Exception, role: WorkerRole, timeout: float) -> RunError:
+    """One line for a start-up that timed out, naming the missing workers when TF does."""
+    text = getattr(err, "message", None) or str(err)
+    _, _, named = text.partition("timed out task names:")
+    listed = re.match(r"(\s*/job:\S+)+", named)  # the lines right after, one task each
+    tasks = re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", listed[0] if listed else "")
+    missing = sorted({f"{job} {task}" for job, task in tasks})
+    missing_text = f" (missing: {', '.join(missing)})" if missing else ""
+    return RunError(
+        f"not every worker of TF_CONFIG started within {timeout:g} s{missing_text}; {role.name} "
+        "gave up waiting. Start every worker with its TF_CONFIG (raise --cluster-timeout if "
+        "they take longer to be scheduled) and rerun"
+    )
 
 
 def lost_workers(err: Exception, role: WorkerRole, what: str) -> RunError:

@@ -64,6 +64,7 @@ class TrainSettings:
     patience: int | None = None  # stop after this many evals without improvement
     jit: bool = False
     strategy: str = choices.Strategy.AUTO.value
+    cluster_timeout: float = choices.CLUSTER_TIMEOUT_S  # s the workers have to all start
     shuffle_buffer: int = 1000
 
     @classmethod
@@ -199,7 +200,9 @@ class Trainer:
         self.variant = variant
         self.info = data.read_info(data_dir)
         try:
-            self.strategy, self.role = distribute.make_strategy(settings.strategy)
+            self.strategy, self.role = distribute.make_strategy(
+                settings.strategy, settings.cluster_timeout
+            )
         except ValueError as err:  # TensorFlow's own check of TF_CONFIG
             raise UsageError(f"TF_CONFIG: {err}") from None
         self.chief = self.role is None or self.role.chief
@@ -521,6 +524,7 @@ def open_run(
         if steps_given:
             stored.steps = settings.steps
         stored.strategy, stored.jit = settings.strategy, settings.jit  # how, not what
+        stored.cluster_timeout = settings.cluster_timeout
         settings = stored
         variant = train_json.get("variant", variant)
     else:
