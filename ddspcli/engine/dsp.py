@@ -285,7 +285,7 @@ def _window_weighted_sum(sinusoids: tf.Tensor, amps: tf.Tensor) -> tf.Tensor:
     return tf.reshape(current + upcoming, [-1, n_samples])
 
 
-def white_noise(seed: int, start: int, n_samples: int, chunk: int = 65536) -> tf.Tensor:
+def white_noise(seed: int, start: int, n_samples: int, chunk: int = 65536) -> np.ndarray:
     """Samples ``[start, start + n_samples)`` of an endless seeded stream of uniform noise.
 
     The stream is made of `chunk`-sample pieces, each drawn from a stateless generator keyed
@@ -298,7 +298,7 @@ def white_noise(seed: int, start: int, n_samples: int, chunk: int = 65536) -> tf
     first, last = start // chunk, (start + max(n_samples, 1) - 1) // chunk
     pieces = [_noise_chunk(seed, i, chunk) for i in range(first, last + 1)]
     offset = start - first * chunk
-    return tf.constant(np.concatenate(pieces)[offset : offset + n_samples])
+    return np.concatenate(pieces)[offset : offset + n_samples]
 
 
 @functools.lru_cache(maxsize=4)

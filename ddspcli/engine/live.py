@@ -376,7 +376,7 @@ class LiveEngine:
         self.features = CausalFeatures(crepe.activations, fsettings, fsettings.pitch_stride)
         self.adjuster = LiveAdjuster(loaded.statistics, settings, model.frame_rate,
                                      adjust_lib.f0_limits(model.sample_rate))  # fmt: skip
-        self.synth = streaming.SynthStream(model, settings.seed, compiled=True)
+        self.synth = streaming.SynthStream(model, settings.seed, compiled=True, numpy=True)
         self._controls = tf.function(model.controls)
         self.delay = pipeline_delay(block, self.hop, self.synth.lag)
         self._ir = None
