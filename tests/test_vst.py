@@ -258,3 +258,27 @@ def test_a_vst_model_transfers_like_any_other(exported, tmp_path, crepe_weights)
     assert run.returncode == 0, run.stderr
     audio, rate = sf.read(out)
     assert rate == 16000 and len(audio) == 16000 and np.isfinite(audio).all()
+
+
+def test_a_vst_model_plays_live_on_its_own_features(exported, tmp_path, crepe_weights):
+    """`live` drives a power model with power (not A-weighted loudness) on 20 ms pitch frames."""
+    from ddspcli.engine import live
+
+    crepe_weights("tiny")
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 262 * t)).astype(np.float32)
+    sf.write(tmp_path / "in.wav", tone, 16000)
+    stats = tmp_path / "stats.json"
+    run = ddsp("live", "-m", str(exported["run"]), "-i", str(tmp_path / "in.wav"),
+               "-o", str(tmp_path / "out.wav"), "--no-auto-adjust",
+               "--stats-json", str(stats))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    audio, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 16000 and len(audio) >= 16000 and np.isfinite(audio).all()
+    assert json.loads(stats.read_text())["pitch_hop_ms"] == 20.0  # 16 ms rounded to whole frames
+
+    settings = features.FeatureSettings.vst()
+    tracker = live.CausalFeatures(lambda x: x, settings, 1)
+    padded = np.pad(tone, (settings.n_fft // 2, 0))[: 9 * settings.hop + settings.n_fft]
+    expected = features.compute_power(tone, settings)[:10]
+    np.testing.assert_allclose(tracker.loudness(padded), expected, atol=1e-4)

@@ -57,9 +57,13 @@ class LiveSettings:
     reverb: bool = True
     seed: int = 0
 
-    def pitch_hop(self) -> float:
-        """CREPE's hop in ms (the setting or the tracker's live default)."""
-        return self.pitch_hop_ms or choices.LIVE_PITCH_HOP_MS[self.pitch_model]
+    def pitch_hop(self, frame_rate: int = 250) -> float:
+        """CREPE's hop in ms: the setting, or the tracker's live default rounded to whole
+        frames of a model at `frame_rate` (a 50 frames/s vst model: 20 ms)."""
+        if self.pitch_hop_ms:
+            return self.pitch_hop_ms
+        frame_ms = 1000.0 / frame_rate
+        return max(1, round(choices.LIVE_PITCH_HOP_MS[self.pitch_model] / frame_ms)) * frame_ms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,9 +123,14 @@ class CausalFeatures:
     def loudness(self, padded: np.ndarray) -> np.ndarray:
         """`dsp.compute_loudness` (``center=False``) in numpy: the same periodic-Hann power
         spectrum, A-weighting, mean and dB floor, without TensorFlow's per-call overhead on a
-        few frames. ``[(k - 1) * hop + n_fft]`` samples -> ``[k]`` dB."""
+        few frames; for a ``power`` model (vst) `features.compute_power`'s mean square in dB.
+        ``[(k - 1) * hop + n_fft]`` samples -> ``[k]`` dB."""
         s = self.settings
         frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft)[:: self.hop]
+        if s.loudness == choices.Loudness.POWER.value:
+            mean_square = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / s.n_fft
+            floor = 10.0 ** (-s.range_db / 10.0)
+            return (10.0 * np.log10(np.maximum(mean_square, floor)) - s.ref_db).astype(np.float32)
         power = np.abs(np.fft.rfft(frames * self._window, axis=-1)) ** 2
         mean = np.mean(power * self._weighting, axis=-1)
         db = 10.0 * np.log10(np.maximum(mean, 1e-8)) - s.ref_db
@@ -350,7 +359,7 @@ class Stats:
             "pitch_shift_semitones": engine.adjuster.semitones,
             "notes": engine.adjuster.notes_started,
             "pitch_model": engine.settings.pitch_model,
-            "pitch_hop_ms": engine.settings.pitch_hop(),
+            "pitch_hop_ms": engine.settings.pitch_hop(engine.loaded.model.frame_rate),
         }  # fmt: skip
 
 
@@ -370,7 +379,7 @@ class LiveEngine:
         if model.encoder is not None:
             raise ValueError("live does not run z-encoder models (trained with --z) yet")
         fsettings = transfer.feature_settings(loaded.info, settings.pitch_model,
-                                              settings.pitch_hop())  # fmt: skip
+                                              settings.pitch_hop(model.frame_rate))  # fmt: skip
         self.sample_rate, self.hop = model.sample_rate, model.hop
         crepe = pitch.CrepeLite(features.load_tracker(weights))
         self.features = CausalFeatures(crepe.activations, fsettings, fsettings.pitch_stride)
