@@ -39,12 +39,17 @@ class WorkerRole:
 
     task_type: str
     index: int
-    workers: int  # all processes that train (chief + workers)
     chief: bool
+    cluster: dict[str, list[str]]  # the checked ``cluster`` of the TF_CONFIG
 
     @property
     def name(self) -> str:
         return f"{self.task_type} {self.index}"
+
+    @property
+    def workers(self) -> int:
+        """All processes that train (chief + workers)."""
+        return sum(len(addresses) for addresses in self.cluster.values())
 
 
 def _fail(message: str) -> UsageError:
@@ -114,7 +119,7 @@ def worker_role(text: str | None) -> WorkerRole:
                     f"(0..{len(cluster[task_type]) - 1})")  # fmt: skip
     chief = task_type == "chief" or ("chief" not in cluster and task_type == "worker"
                                      and index == 0)  # fmt: skip
-    return WorkerRole(task_type, index, sum(len(v) for v in cluster.values()), chief)
+    return WorkerRole(task_type, index, chief, cluster)
 
 
 def make_strategy(
@@ -138,7 +143,7 @@ def make_strategy(
         return tf.distribute.MirroredStrategy(devices), None
     if name == "multiworker":
         role = worker_role(os.environ.get("TF_CONFIG"))
-        _bound_registration(json.loads(os.environ["TF_CONFIG"])["cluster"], cluster_timeout)
+        _bound_registration(role.cluster, cluster_timeout)
         try:
             return tf.distribute.MultiWorkerMirroredStrategy(), role
         except tf.errors.OpError as err:  # a worker was missing at the deadline

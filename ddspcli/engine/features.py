@@ -108,6 +108,21 @@ def load_tracker(weights_path: str) -> pitch.Crepe:
     return pitch.Crepe(pitch.load_weights(weights_path))
 
 
+def pitch_hop_on_frames(hop_ms: float, frame_rate: int) -> float:
+    """`hop_ms` rounded to a whole number (at least one) of frame periods at `frame_rate`, in
+    ms: a tracker's default hop on a model's frame grid (16 ms at 50 frames/s: 20 ms)."""
+    frame_ms = 1000.0 / frame_rate
+    return max(1, round(hop_ms / frame_ms)) * frame_ms
+
+
+def frame_power_db(frames: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """``[k, n_fft]`` frames -> ``[k]`` float32 power in dB: ``10 log10(mean(x**2))`` (summed in
+    float64), floored at ``-range_db``, minus ``ref_db``."""
+    mean_square = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[-1]
+    floor = 10.0 ** (-settings.range_db / 10.0)
+    return (10.0 * np.log10(np.maximum(mean_square, floor)) - settings.ref_db).astype(np.float32)
+
+
 def compute_power(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """Power ``[n // hop + 1]`` in dB: ``10 log10(mean(x**2))`` over the `n_fft` samples
     centred on each frame (zeros beyond the ends), floored at ``-range_db``, minus ``ref_db``.
@@ -120,13 +135,12 @@ def compute_power(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     padded = np.pad(np.asarray(audio, np.float32), (size // 2, size // 2 + hop))
     block = max(1, int(settings.block_s * settings.frame_rate))
     out = np.empty(total, np.float32)
-    floor = 10.0 ** (-settings.range_db / 10.0)
     for start in range(0, total, block):
         stop = min(total, start + block)
         piece = padded[start * hop : (stop - 1) * hop + size]
-        frames = np.lib.stride_tricks.sliding_window_view(piece, size)[::hop]
-        mean_square = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / size
-        out[start:stop] = 10.0 * np.log10(np.maximum(mean_square, floor)) - settings.ref_db
+        out[start:stop] = frame_power_db(
+            np.lib.stride_tricks.sliding_window_view(piece, size)[::hop], settings
+        )
     return out
 
 

@@ -60,10 +60,9 @@ class LiveSettings:
     def pitch_hop(self, frame_rate: int = 250) -> float:
         """CREPE's hop in ms: the setting, or the tracker's live default rounded to whole
         frames of a model at `frame_rate` (a 50 frames/s vst model: 20 ms)."""
-        if self.pitch_hop_ms:
-            return self.pitch_hop_ms
-        frame_ms = 1000.0 / frame_rate
-        return max(1, round(choices.LIVE_PITCH_HOP_MS[self.pitch_model] / frame_ms)) * frame_ms
+        return self.pitch_hop_ms or features.pitch_hop_on_frames(
+            choices.LIVE_PITCH_HOP_MS[self.pitch_model], frame_rate
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,9 +127,7 @@ class CausalFeatures:
         s = self.settings
         frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft)[:: self.hop]
         if s.loudness == choices.Loudness.POWER.value:
-            mean_square = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / s.n_fft
-            floor = 10.0 ** (-s.range_db / 10.0)
-            return (10.0 * np.log10(np.maximum(mean_square, floor)) - s.ref_db).astype(np.float32)
+            return features.frame_power_db(frames, s)
         power = np.abs(np.fft.rfft(frames * self._window, axis=-1)) ** 2
         mean = np.mean(power * self._weighting, axis=-1)
         db = 10.0 * np.log10(np.maximum(mean, 1e-8)) - s.ref_db

@@ -40,13 +40,12 @@ def feature_settings(info: dict, pitch_model: str, pitch_hop_ms: float | None):
     Everything that changes the numbers the model was trained on comes from ``model.json``;
     only the pitch tracker's speed/accuracy trade-off is the user's choice.
     """
-    from ddspcli.engine.features import DEFAULT_PITCH_HOP_MS, FeatureSettings
+    from ddspcli.engine.features import DEFAULT_PITCH_HOP_MS, FeatureSettings, pitch_hop_on_frames
 
     stored = dict(info.get("features") or {})
     if pitch_hop_ms is None:  # the tracker's default hop, on the model's frame grid (vst: 20 ms)
-        frame_ms = 1000.0 / int(info["frame_rate"])
         default = DEFAULT_PITCH_HOP_MS[pitch_model]
-        pitch_hop_ms = max(1, round(default / frame_ms)) * frame_ms
+        pitch_hop_ms = pitch_hop_on_frames(default, int(info["frame_rate"]))
     keep = ("n_fft", "range_db", "ref_db", "silence_db", "loudness")
     settings = FeatureSettings(
         sample_rate=int(info["sample_rate"]),
