@@ -49,7 +49,7 @@ class SynthStream:
             shape).
         numpy: run them with `npdsp` instead (``window`` amplitude upsampling only, else
             the TensorFlow path): for many small blocks (live), where TensorFlow's fixed cost
-            per graph run is most of the work (2.0 ms -> 0.3 ms per 20 ms block).
+            per graph run is most of the work (2.6-3.0 -> 0.46-0.53 ms per 20 ms block).
     """
 
     def __init__(
