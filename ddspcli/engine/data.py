@@ -16,7 +16,7 @@ import numpy as np
 
 from ddspcli import storage
 from ddspcli.engine._tensorflow import tf
-from ddspcli.engine.adjust import detect_notes
+from ddspcli.engine.adjust import detect_notes, hz_to_midi
 from ddspcli.engine.features import FEATURE_KEYS
 from ddspcli.errors import InputError
 
@@ -132,7 +132,7 @@ def note_range_statistics(per_file: list[dict[str, np.ndarray]], frames: int) ->
                 continue
             f0 = feats["f0_hz"][start : start + frames][mask]
             level = feats["loudness_db"][start : start + frames][mask]
-            midi = 69.0 + 12.0 * np.log2(np.maximum(f0, 1e-5) / 440.0)
+            midi = hz_to_midi(f0)
             lows.append(midi.min())
             highs.append(midi.max())
             quiet.append(level.min())

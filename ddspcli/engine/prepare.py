@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import __version__, storage
+from ddspcli import __version__, choices, storage
 from ddspcli.engine import audio, cluster, data, features
 from ddspcli.errors import DdspError, OutputError, RunError
 
@@ -71,7 +71,8 @@ class FileRecord:
 def cache_key(sha256: str, settings: features.FeatureSettings) -> str:
     """Cache file stem: the file hash and every setting that changes the features."""
     relevant = {k: v for k, v in settings.to_dict().items() if k not in ("block_s", "batch_size")}
-    if relevant.get("loudness") == "a_weighted":  # keys of datasets made before it existed
+    # Datasets made before the loudness choice existed keep their cache keys.
+    if relevant.get("loudness") == choices.Loudness.A_WEIGHTED.value:
         del relevant["loudness"]
     text = json.dumps({"sha256": sha256, "features": relevant}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -334,7 +335,7 @@ def write_dataset(
         writer.close()
     _remove_stale_shards(outdir, {n for w in writers.values() for n in w.names})
     statistics = data.compute_statistics(train_feats)
-    if settings.features.loudness == "power":  # what a DDSP-VST export's metadata needs
+    if settings.features.loudness == choices.Loudness.POWER.value:  # a DDSP-VST export's metadata
         per_example = n_samples // settings.features.hop
         statistics["note_ranges"] = data.note_range_statistics(train_feats, per_example)
     info = {

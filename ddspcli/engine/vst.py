@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ddspcli import __version__, choices, storage
-from ddspcli.engine import dsp, features
+from ddspcli.engine import adjust, dsp, features
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import InputError, ModelError
@@ -399,7 +399,6 @@ class PluginModel:
 
 def scaled_inputs(f0_hz: np.ndarray, level_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The plugin's input scaling: ``midi(f0) / 127`` (0 Hz -> 0) and ``dB / 80 + 1``."""
-    f0 = np.asarray(f0_hz, np.float64)
-    midi = np.where(f0 > 0, 69.0 + 12.0 * np.log2(np.maximum(f0, 1e-5) / 440.0), 0.0)
+    midi = adjust.hz_to_midi(f0_hz)
     return ((midi / model_lib.F0_RANGE).astype(np.float32),
             (np.asarray(level_db) / model_lib.LD_RANGE + 1.0).astype(np.float32))  # fmt: skip
