@@ -32,6 +32,7 @@ class Variant(StrEnum):
     HARMONIC = "harmonic"
     HARMONIC_NOISE = "harmonic+noise"
     HARMONIC_NOISE_REVERB = "harmonic+noise+reverb"
+    HARMONIC_NOISE_ROOM = "harmonic+noise+room"  # a decay-per-octave room (issue 29)
     TINY = "tiny"
     VST = "vst"  # the DDSP-VST plugin's architecture, on `prepare --preset vst` data
 

@@ -17,12 +17,14 @@ import gin
 
 from ddspcli import choices, storage
 from ddspcli.engine import dsp, nn, synths
+from ddspcli.engine import room as rooms
 from ddspcli.engine._tensorflow import tf
 
 F0_RANGE = 127.0  # MIDI notes
 LD_RANGE = 80.0  # dB
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 VARIANTS = choices.values(choices.Variant)
+ROOMS = ("free", "decay")  # `Autoencoder.room`: a free IR (`synths.Reverb`) or `rooms.Room`
 
 
 def preprocess(f0_hz: tf.Tensor, loudness_db: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -100,6 +102,8 @@ class Autoencoder(tf.Module):
             (``mlp_layers = 0``: no stacks, the raw inputs feed the GRU).
         n_harmonics, n_noise_bands: synth sizes (``n_noise_bands = 0``: no noise).
         reverb_length: samples of the trainable impulse response (0: no reverb).
+        room: what the reverb is: ``free`` (every tap trainable, `synths.Reverb`) or
+            ``decay`` (a decay time and a bounded level per octave band, `room.Room`).
         noise_window_size: taps of the noise filter's window (0: the filter's full length,
             as the official library's default; imported models use it).
         z_dims: latent size of the MFCC encoder (0: no encoder).
@@ -118,6 +122,7 @@ class Autoencoder(tf.Module):
         n_harmonics: int = 60,
         n_noise_bands: int = 65,
         reverb_length: int = 48000,
+        room: str = "free",
         noise_window_size: int = 257,
         z_dims: int = 0,
         z_style: str = "ddspcli",
@@ -149,7 +154,13 @@ class Autoencoder(tf.Module):
         self.noise = (
             synths.FilteredNoise(window_size=noise_window_size) if n_noise_bands else None
         )
-        self.reverb = synths.Reverb(reverb_length, rng=rng) if reverb_length else None
+        if room not in ROOMS:
+            raise ValueError(f"unknown room {room!r}; use one of {ROOMS}")
+        self.reverb = None
+        if reverb_length and room == "decay":
+            self.reverb = rooms.Room(reverb_length, sample_rate, rng=rng)
+        elif reverb_length:
+            self.reverb = synths.Reverb(reverb_length, rng=rng)
 
     def decode(
         self, features: dict[str, tf.Tensor], state: tf.Tensor | None = None
