@@ -1,0 +1,91 @@
+"""A thin, quiet wrapper on LiteRT's interpreter (``ai_edge_litert``) for the runtime's files.
+
+`Program` loads one ``.tflite`` file, checks it against what ``runtime.json`` says of it (the
+file's sha256, its signatures and every input and output's shape, see
+`ddspcli.engine.tflite_export`) and runs its signatures by name on NumPy arrays. A missing,
+damaged or wrongly shaped file raises `ddspcli.errors.ModelError` with one line naming the
+file and what is wrong. LiteRT's native INFO line ("Created TensorFlow Lite XNNPACK delegate")
+never appears: the builtin resolver without default delegates is used (also deterministic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import interpreter as litert
+
+from ddspcli.errors import ModelError
+
+HOW_TO_FIX = "export the model's runtime files again (ddsp models export)"
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class Program:
+    """One TFLite file in LiteRT, with its signatures checked against a description.
+
+    Args:
+        path: the ``.tflite`` file.
+        described: ``{"sha256": hex (optional), "signatures": {name: {"inputs": {arg:
+            shape}, "outputs": {name: shape}}}}`` (shapes as lists; -1 for a free axis).
+        num_threads: interpreter threads.
+    Raises:
+        ModelError: the file is missing, unreadable, not a loadable TFLite model, differs from
+            its sha256, or a signature, input or output is missing or has another shape.
+    """
+
+    def __init__(self, path: str | Path, described: Mapping, num_threads: int = 1) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path} is missing; {HOW_TO_FIX}")
+        expected = described.get("sha256")
+        if expected and sha256(self.path) != expected:
+            raise ModelError(f"{self.path} is damaged (its sha256 differs from runtime.json); "
+                             f"{HOW_TO_FIX}")  # fmt: skip
+        try:
+            self.interpreter = litert.Interpreter(
+                model_path=str(self.path), num_threads=num_threads,
+                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )  # fmt: skip
+            self.runners = {name: self.interpreter.get_signature_runner(name)
+                            for name in described["signatures"]}  # fmt: skip
+        except (ValueError, RuntimeError) as err:
+            why = _first_line(err)
+            raise ModelError(f"{self.path} is not a loadable TFLite model (damaged or "
+                             f"truncated?): {why}; {HOW_TO_FIX}") from None  # fmt: skip
+        self._check(described["signatures"])
+
+    def _check(self, signatures: Mapping) -> None:
+        """Every described signature, input and output present with the described shape."""
+        for name, wanted in signatures.items():
+            runner = self.runners[name]
+            have = {"inputs": runner.get_input_details(), "outputs": runner.get_output_details()}
+            for kind in ("inputs", "outputs"):
+                for arg, shape in wanted[kind].items():
+                    if arg not in have[kind]:
+                        raise ModelError(f"{self.path}: signature {name} has no {kind[:-1]} "
+                                         f"{arg!r}; {HOW_TO_FIX}")  # fmt: skip
+                    actual = [int(s) for s in have[kind][arg]["shape_signature"]]
+                    if actual != [int(s) for s in shape]:
+                        raise ModelError(f"{self.path}: {kind[:-1]} {arg!r} of {name} has shape "
+                                         f"{actual}, not {list(shape)}; {HOW_TO_FIX}")  # fmt: skip
+
+    def run(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one signature on float32 arrays; returns its outputs (copies) by name."""
+        arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in inputs.items()}
+        return {k: np.array(v) for k, v in self.runners[signature](**arrays).items()}
