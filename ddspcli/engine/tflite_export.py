@@ -125,6 +125,30 @@ class DecoderModule(tf.Module):
         return tf.function(call, input_signature=args, autograph=False).get_concrete_function()
 
 
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_in, n_out]`` float32: `tf.signal.dct` type II (unnormalised) times
+    ``1 / sqrt(2 n_in)``, the scaling of `tf.signal.mfccs_from_log_mel_spectrograms`."""
+    n, k = np.arange(n_in)[:, None], np.arange(n_out)[None, :]
+    return (2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) / np.sqrt(2.0 * n_in)).astype(
+        np.float32
+    )
+
+
+def mfcc_builtin(enc: model_lib.ZEncoder, audio: tf.Tensor) -> tf.Tensor:
+    """`model.ZEncoder.mfcc` with the DCT as a matrix product: TFLite has no builtin for the
+    complex slice inside `tf.signal.dct` (its only non-builtin operator). ``[1, n]`` ->
+    ``[1, ceil(n / hop), 30]``."""
+    spec = tf.abs(tf.signal.stft(audio, enc.fft_size, enc.hop, enc.fft_size, pad_end=True))
+    weights = tf.signal.linear_to_mel_weight_matrix(
+        128, enc.fft_size // 2 + 1, enc.sample_rate, 20.0, 8000.0)  # fmt: skip
+    mel = tf.tensordot(spec, weights, 1)
+    if enc.style == "ddsp":
+        log_mel = tf.math.log(tf.where(mel <= 1e-5, 1e-5, mel))
+    else:
+        log_mel = tf.math.log(mel + 1e-6)
+    return tf.tensordot(log_mel, dct_matrix(128, MFCC_SIZE), 1)
+
+
 class ZEncoderModule(tf.Module):
     """The z encoder split at its GRU: ``mfcc`` (audio of any length -> normalised MFCCs) and
     ``frames_T`` (GRU + dense over MFCC frames, state carried). The runtime resamples the
@@ -138,7 +162,7 @@ class ZEncoderModule(tf.Module):
         enc = self.encoder
 
         def call(audio):
-            return {"mfcc": enc.norm(enc.mfcc(audio))}
+            return {"mfcc": enc.norm(mfcc_builtin(enc, audio))}
 
         spec = [tf.TensorSpec([1, None], tf.float32, name="audio")]
         return tf.function(call, input_signature=spec, autograph=False).get_concrete_function()

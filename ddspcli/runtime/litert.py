@@ -4,14 +4,22 @@
 file's sha256, its signatures and every input and output's shape, see
 `ddspcli.engine.tflite_export`) and runs its signatures by name on NumPy arrays. A missing,
 damaged or wrongly shaped file raises `ddspcli.errors.ModelError` with one line naming the
-file and what is wrong. LiteRT's native INFO line ("Created TensorFlow Lite XNNPACK delegate")
-never appears: the builtin resolver without default delegates is used (also deterministic).
+file and what is wrong.
+
+The default resolver is kept, with its XNNPACK delegate: measured on 2 cores it runs CREPE
+tiny 3.3x and full 2.2x faster than the builtin kernels alone, and the decoder 1.4x. Its
+native INFO line ("Created TensorFlow Lite XNNPACK delegate for CPU.") is filtered out of
+stderr while the interpreter is built (`quiet_stderr`); other native output passes through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +28,32 @@ from ai_edge_litert import interpreter as litert
 from ddspcli.errors import ModelError
 
 HOW_TO_FIX = "export the model's runtime files again (ddsp models export)"
+QUIET_LINES = (b"Created TensorFlow Lite XNNPACK delegate",)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Catch what native code writes to file descriptor 2 meanwhile; write back every line but
+    LiteRT's known INFO chatter (`QUIET_LINES`)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (captured): nothing to filter
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True)
+                    if not any(q in line for q in QUIET_LINES)]  # fmt: skip
+            if kept:
+                os.write(fd, b"".join(kept))
 
 
 def sha256(path: str | Path) -> str:
@@ -58,12 +92,12 @@ class Program:
             raise ModelError(f"{self.path} is damaged (its sha256 differs from runtime.json); "
                              f"{HOW_TO_FIX}")  # fmt: skip
         try:
-            self.interpreter = litert.Interpreter(
-                model_path=str(self.path), num_threads=num_threads,
-                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )  # fmt: skip
-            self.runners = {name: self.interpreter.get_signature_runner(name)
-                            for name in described["signatures"]}  # fmt: skip
+            with quiet_stderr():  # the delegate (and its INFO line) comes with the allocation
+                self.interpreter = litert.Interpreter(model_path=str(self.path),
+                                                      num_threads=num_threads)  # fmt: skip
+                self.interpreter.allocate_tensors()
+                self.runners = {name: self.interpreter.get_signature_runner(name)
+                                for name in described["signatures"]}  # fmt: skip
         except (ValueError, RuntimeError) as err:
             why = _first_line(err)
             raise ModelError(f"{self.path} is not a loadable TFLite model (damaged or "
