@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ddspcli.engine import data, features, losses
+from ddspcli.engine import acoustics, data, features, losses
 from ddspcli.engine._tensorflow import tf
 
 CONFIDENT = 0.85  # f0 is scored where the recording's own pitch confidence is at least this
@@ -34,6 +34,9 @@ class Scores:
     f0_frames: int  # confident frames scored
     real_time_factor: float  # synthesis wall seconds per second of audio (after tracing)
     per_example_loss: list[float]
+    # energy of the dry synthesizers over the reverb's (wet) part, whole split, dB (positive:
+    # the dry note carries the sound); None for a model without a reverb
+    dry_wet_db: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready (the per-example list included)."""
@@ -123,16 +126,18 @@ def evaluate(
     fsettings = dataset_feature_settings(folder)
     ds = examples(folder, split, stride, max_examples)
     model = loaded.model
-    render = tf.function(lambda batch, s: model(batch, noise_seed=s)["audio"])
+    render = tf.function(lambda batch, s: _audio_and_dry(model(batch, noise_seed=s)))
     example_losses, loud_errors, f0_errors = [], [], []
-    seconds = synth_wall = 0.0
+    seconds = synth_wall = dry_energy = wet_energy = 0.0
     for step, batch in enumerate(ds.batch(batch_size)):
         inputs = {k: batch[k] for k in ("f0_hz", "loudness_db", "audio")}
         if step == 0:  # trace first: the real-time factor is the steady-state speed
             render(inputs, tf.constant([seed, step], tf.int32))
         start = time.perf_counter()
-        audio = render(inputs, tf.constant([seed, step], tf.int32)).numpy()
+        audio, dry = (x.numpy() for x in render(inputs, tf.constant([seed, step], tf.int32)))
         synth_wall += time.perf_counter() - start
+        dry_energy += float(np.sum(np.square(dry, dtype=np.float64)))
+        wet_energy += float(np.sum(np.square(audio - dry, dtype=np.float64)))
         for i in range(audio.shape[0]):
             target = batch["audio"][i].numpy()
             loss = losses.spectral_loss(target[None], audio[i][None])
@@ -158,7 +163,14 @@ def evaluate(
         f0_frames=int(f0_all.size),
         real_time_factor=synth_wall / seconds,
         per_example_loss=example_losses,
+        dry_wet_db=None if model.reverb is None
+        else acoustics.energy_ratio_db(dry_energy, wet_energy),
     )
+
+
+def _audio_and_dry(out: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """A model's output -> ``(audio [b, n], dry [b, n])`` (the mix and its dry synthesizers)."""
+    return out["audio"], out["dry"]
 
 
 def check_rate(loaded, name: str, data_dir: str, info: dict) -> None:

@@ -8,8 +8,11 @@ into those bands (`acoustics.band_masks`), each band decaying exponentially and 
 level, zero for the first `predelay_ms` (no direct path) and:
 
 - each band's energy spectral density is ``level <= max_level_db`` (default 0 dB) relative to
-  the dry path, exactly (the band's energy is normalised after the decay is applied): the
-  wet part can never be louder than the dry note in any octave, whatever the decoder does;
+  the dry path (the band's energy is normalised after the decay is applied): the wet part
+  can never be louder than the dry note in any octave, whatever the decoder does. Exact for
+  the total energy (at most 0 dB, +0.1 dB of noise); per octave on average over the noise
+  (a decay much shorter than the band's inverse bandwidth, 0.05 s at 125 Hz, smears energy
+  across neighbouring low bands: tests/test_room.py);
 - it cannot shape the note's spectrum beyond one gain per octave of its tail, nor its time
   envelope beyond one exponential per octave, so the dry synthesizers must carry the note.
 
