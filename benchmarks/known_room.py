@@ -5,7 +5,7 @@ decaying noise, `acoustics.exp_decay_ir`): ``hall`` (RT60 about 1.2 s) and ``roo
 0.5 s). A model with a trainable `room.Room` is trained on the *wet* audio only (``ddsp prepare``
 then ``ddsp fit``, the CLI), then:
 
-1. the learned room's RT60 per octave band (Schroeder T20 of its IR, and its own decay
+1. the learned room's RT60 per octave band (Schroeder T30 of its IR, and its own decay
    parameters) against the true room's;
 2. the held-out wet clip (never trained on) resynthesized dry (``ddsp transfer --no-reverb
    --no-auto-adjust``) and compared by multi-scale spectral loss with the dry original and with
@@ -145,9 +145,9 @@ def analyse_room(work: Path, name: str) -> dict:
         "steps": loaded.info.get("steps"),
         "bands_hz": bands,
         "true_rt60_param_s": [ROOMS[name]["rt60_s"][i] for i in index],
-        "true_rt60_t20_s": acoustics.rt60(truth, SR).tolist(),
+        "true_rt60_t30_s": acoustics.rt60(truth, SR).tolist(),
         "learned_rt60_param_s": [summary["rt60_s"][i] for i in index],
-        "learned_rt60_t20_s": acoustics.rt60(ir, SR).tolist(),
+        "learned_rt60_t30_s": acoustics.rt60(ir, SR).tolist(),
         "true_level_db": ROOMS[name]["level_db"],
         "learned_level_db": summary["level_db"],
         "true_drr_db": acoustics.drr_db(acoustics.with_direct(truth), SR),
@@ -163,11 +163,11 @@ def analyse_room(work: Path, name: str) -> dict:
 
 def table(rows: list[dict]) -> str:
     """The Markdown tables: RT60 per band, then the spectral-loss comparison."""
-    lines = ["| room | band (Hz) | true RT60 (param / T20, s) | learned (param / T20, s) | "
-             "T20 error |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| room | band (Hz) | true RT60 (param / T30, s) | learned (param / T30, s) | "
+             "T30 error |", "|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         for i, band in enumerate(r["bands_hz"]):
-            t, lt = r["true_rt60_t20_s"][i], r["learned_rt60_t20_s"][i]
+            t, lt = r["true_rt60_t30_s"][i], r["learned_rt60_t30_s"][i]
             lines.append(f"| {r['room']} | {acoustics.NOMINAL_HZ[band]} | "
                          f"{r['true_rt60_param_s'][i]:.2f} / {t:.2f} | "
                          f"{r['learned_rt60_param_s'][i]:.2f} / {lt:.2f} | "
