@@ -161,6 +161,30 @@ def test_a_shipped_model_streams_live_blocks_as_tensorflow_renders(shipped, bloc
     assert_close(_live_stream(shipped["rt"], shipped["feats"], block_ms), shipped["ref"]["audio"])
 
 
+def test_the_shipped_plugin_model_renders_as_its_file_and_tensorflows_synthesis(tmp_path):
+    """violin-vst is a DDSP-VST file (no checkpoint): the reference is the file run by
+    TensorFlow's interpreter, its controls synthesised by TensorFlow (`streaming.SynthStream`
+    of a vst-variant model), frames streamed as live feeds them."""
+    from ddspcli.engine import streaming, vst
+
+    folder = _copy(MODELS / "violin-vst", tmp_path / "vst")
+    tflite_export.write_plugin_runtime_json(folder, json.loads((folder / "model.json").read_text()))
+    rt = runtime.load(folder)
+    feats = _features(100, frame_rate=50)  # 2 s at 50 frames/s
+    controls = vst.PluginModel(folder / "violin-vst.tflite").run(
+        *vst.scaled_inputs(feats["f0_hz"], feats["loudness_db"]))
+    tf_synth = streaming.SynthStream(model_lib.build_model(model_lib.config_text("vst", [], [],
+                                                                                 False)))
+    batch = {"f0_hz": feats["f0_hz"][None, :, None], **{k: v[None] for k, v in controls.items()}}
+    parts = [tf_synth.push(batch), tf_synth.finish()]
+    ref = {k: np.concatenate([p[k] for p in parts]) for k in ("harmonic", "noise", "dry")}
+    out = rt.render(**feats, stems=True)
+    assert_close(out["audio"], ref["dry"])
+    assert_close(out["harmonic"], ref["harmonic"])
+    assert_close(out["noise"], ref["noise"])
+    assert_close(_live_stream(rt, feats, 20), ref["dry"])
+
+
 # ---------------------------------------------------------------------------------------------
 # A reverb and z models (built from seeds: the shipped models have neither).
 

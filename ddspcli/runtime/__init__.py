@@ -26,7 +26,7 @@ import numpy as np
 
 from ddspcli.errors import InputError, ModelError
 from ddspcli.runtime import synth as synth_lib
-from ddspcli.runtime.decoder import Decoder, ZEncoder
+from ddspcli.runtime.decoder import Decoder, PluginDecoder, ZEncoder
 from ddspcli.runtime.litert import HOW_TO_FIX, sha256
 
 RUNTIME_JSON = "runtime.json"
@@ -76,7 +76,7 @@ class Runtime:
 
     folder: Path
     description: dict
-    decoder: Decoder
+    decoder: Decoder | PluginDecoder
     z_encoder: ZEncoder | None
     reverb_ir: np.ndarray | None
     num_threads: int = 1
@@ -205,7 +205,12 @@ class Stream:
                 raise InputError("this model has a z encoder: it needs the input audio or z")
             z = rt.z_encoder.push(audio, z_frames or t)[:t]
         raw = rt.decoder.push(f0_hz, loudness_db, z if rt.z_encoder is not None else None)
-        return self.synth.push(synth_lib.scale_controls(raw, f0_hz, rt.synth))
+        if rt.decoder.scaled:  # a plugin file: its outputs are the physical controls
+            controls = {**raw, "f0_hz": np.asarray(f0_hz, np.float32),
+                        "amplitudes": raw["amplitudes"][:, 0]}  # fmt: skip
+        else:
+            controls = synth_lib.scale_controls(raw, f0_hz, rt.synth)
+        return self.synth.push(controls)
 
     def push(self, f0_hz: np.ndarray, loudness_db: np.ndarray,
              audio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
@@ -231,7 +236,8 @@ def load(folder: str | Path, num_threads: int = 1) -> Runtime:
     """
     folder = Path(folder)
     desc = read_description(folder)
-    decoder = Decoder(folder, desc["decoder"], num_threads)
+    kind = Decoder if desc["decoder"].get("controls") == "raw" else PluginDecoder
+    decoder = kind(folder, desc["decoder"], num_threads)
     z_encoder = ZEncoder(folder, desc["z_encoder"], num_threads) if "z_encoder" in desc else None
     ir = _read_reverb(folder, desc["reverb"]) if "reverb" in desc else None
     return Runtime(folder, desc, decoder, z_encoder, ir, num_threads)

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ddspcli.engine.adjust import hz_to_midi
 from ddspcli.runtime.litert import Program
+
+F0_RANGE, LD_RANGE = 127.0, 80.0  # model.preprocess: midi / 127, dB / 80 + 1
+PLUGIN_OUTPUTS = {"output_0": "amplitudes", "output_1": "harmonic_distribution",
+                  "output_2": "noise_magnitudes"}  # fmt: skip
 
 
 def _split_frames(n: int, sizes: list[int]) -> list[tuple[int, int]]:
@@ -51,6 +56,8 @@ class Decoder:
     ``[t, z_dims]``) -> raw ``amplitudes`` ``[t, 1]``, ``harmonic_distribution`` ``[t, k]``,
     ``noise_magnitudes`` ``[t, m]``, the GRU state carried from block to block."""
 
+    scaled = False  # raw outputs: the synthesizers scale them
+
     def __init__(self, folder: str | Path, described: Mapping, num_threads: int = 1) -> None:
         self.program = Program(Path(folder) / described["file"], described, num_threads)
         self.sizes = [int(s) for s in described["block_frames"]]
@@ -73,6 +80,36 @@ class Decoder:
             return {}
         raw, self.state = run_frames(self.program, self.sizes, inputs, self.state)
         return raw
+
+
+class PluginDecoder:
+    """A DDSP-VST plugin file (`ddspcli.engine.vst`) as the decoder: one frame per call,
+    inputs ``midi(f0) / 127`` and ``dB / 80 + 1``, outputs already scaled (linear amplitude,
+    normalised harmonic distribution, linear noise magnitudes), the 512-float state fed back."""
+
+    scaled = True
+
+    def __init__(self, folder: str | Path, described: Mapping, num_threads: int = 1) -> None:
+        self.program = Program(Path(folder) / described["file"], described, num_threads)
+        self.units = int(described["signatures"]["call"]["inputs"]["state"][-1])
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero state."""
+        self.state = np.zeros(self.units, np.float32)
+
+    def push(self, f0_hz: np.ndarray, loudness_db: np.ndarray, z: None = None) -> dict:
+        """``[t]`` Hz and dB -> ``amplitudes`` ``[t, 1]``, ``harmonic_distribution``
+        ``[t, 60]``, ``noise_magnitudes`` ``[t, 65]``."""
+        f0 = (hz_to_midi(f0_hz) / F0_RANGE).astype(np.float32)
+        pw = (np.asarray(loudness_db, np.float64) / LD_RANGE + 1.0).astype(np.float32)
+        frames: dict[str, list[np.ndarray]] = {k: [] for k in PLUGIN_OUTPUTS.values()}
+        for f, p in zip(f0, pw, strict=True):
+            out = self.program.run("call", f0_scaled=f[None], pw_scaled=p[None], state=self.state)
+            self.state = out["output_3"]
+            for name, key in PLUGIN_OUTPUTS.items():
+                frames[key].append(out[name])
+        return {k: np.stack(v) for k, v in frames.items()} if len(f0) else {}
 
 
 @functools.lru_cache(maxsize=8)
