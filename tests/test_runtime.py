@@ -172,9 +172,11 @@ def test_the_shipped_plugin_model_renders_as_its_file_and_tensorflows_synthesis(
     rt = runtime.load(folder)
     feats = _features(100, frame_rate=50)  # 2 s at 50 frames/s
     controls = vst.PluginModel(folder / "violin-vst.tflite").run(
-        *vst.scaled_inputs(feats["f0_hz"], feats["loudness_db"]))
-    tf_synth = streaming.SynthStream(model_lib.build_model(model_lib.config_text("vst", [], [],
-                                                                                 False)))
+        *vst.scaled_inputs(feats["f0_hz"], feats["loudness_db"])
+    )
+    tf_synth = streaming.SynthStream(
+        model_lib.build_model(model_lib.config_text("vst", [], [], False))
+    )
     batch = {"f0_hz": feats["f0_hz"][None, :, None], **{k: v[None] for k, v in controls.items()}}
     parts = [tf_synth.push(batch), tf_synth.finish()]
     ref = {k: np.concatenate([p[k] for p in parts]) for k in ("harmonic", "noise", "dry")}
