@@ -15,7 +15,7 @@ Run by hand, each step resumable (rerun the same command):
     WORK=/work/rooms-runs
     .venv/bin/python benchmarks/known_room.py data $WORK          # wet audio + true IRs (s)
     nice -n 19 env TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \\
-        .venv/bin/python benchmarks/known_room.py fit $WORK --steps 1500   # prepare + fit
+        .venv/bin/python benchmarks/known_room.py fit $WORK --steps 3000   # prepare + fit
     .venv/bin/python benchmarks/known_room.py analyse $WORK [--json]       # the table
 
 Data: MuseScore General violin renders of BWV 1002 mov. 6 and 8 (`shared/data/SOURCES.md`,
@@ -189,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("data", "fit", "analyse"))
     parser.add_argument("work", type=Path)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rooms", nargs="+", default=list(ROOMS), choices=list(ROOMS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
