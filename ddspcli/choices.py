@@ -125,6 +125,14 @@ class ZMode(StrEnum):
     MEAN = "mean"  # a mixture component's mean, held
 
 
+# Ranges of the shifting and blocking options: beyond them a render means nothing (a pitch
+# outside hearing, a block of minutes) or cannot be held in memory.
+MAX_SHIFT_OCTAVES = 8  # --octave
+MAX_SHIFT_SEMITONES = 96.0  # --semitones, --transpose: 8 octaves
+MAX_LIVE_BLOCK_MS = 1000.0  # --block-ms
+MAX_TAIL_S = 60.0  # generate --tail
+
+
 def values(choice: type[Enum]) -> tuple[str, ...]:
     """The string values of an Enum of choices, in order."""
     return tuple(str(member.value) for member in choice)

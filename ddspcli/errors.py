@@ -12,6 +12,7 @@ Exit codes (also in the README):
   extra (Apache Beam, dask) is not installed, a Dask scheduler does not answer or its workers
   cannot run ddspcli, the workers of a multi-worker run disagree
 * 130 interrupted (Ctrl-C)
+* 143 stopped by SIGTERM (``kill``, ``timeout``, ``docker stop``): ended as for Ctrl-C
 * 141 stdout closed by its reader (``| head``): output cut short, no message (128 + SIGPIPE)
 """
 
@@ -24,6 +25,7 @@ EXIT_OUTPUT = 4
 EXIT_MODEL = 5
 EXIT_RUNTIME = 6
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 EXIT_PIPE = 141
 
 

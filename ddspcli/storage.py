@@ -27,6 +27,14 @@ from typing import IO
 from ddspcli.errors import OutputError
 
 STDOUT = "-"
+# Names of this process's stdout: written as `-` is (``-o /dev/stdout > out.wav`` must not see
+# out.wav as an existing file, nor rename a temporary over it).
+STDOUT_NAMES = (STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def is_stdout(dest: str | os.PathLike[str] | None) -> bool:
+    """Whether an output names stdout: ``-`` or one of `STDOUT_NAMES`."""
+    return dest is not None and os.fspath(dest) in STDOUT_NAMES
 
 
 def is_remote(path: str | os.PathLike[str]) -> bool:
@@ -155,7 +163,7 @@ def atomic_write(dest: str | os.PathLike[str], *, force: bool = True) -> Iterato
         OutputError: `check_output`'s refusals, and OS errors (disk full, read-only,
             permission denied, ...) as one line naming `dest` (see `output_error`).
     """
-    if os.fspath(dest) == STDOUT:
+    if is_stdout(dest):
         buffer = io.BytesIO()
         yield buffer
         write_stdout(buffer.getvalue())
@@ -165,15 +173,17 @@ def atomic_write(dest: str | os.PathLike[str], *, force: bool = True) -> Iterato
             yield f
         return
     check_output(dest, force=force)
-    if _is_stream(Path(dest)):  # opened as named: /dev/stdout's real path is no file name
+    if is_stream(Path(dest)):  # opened as named: /dev/stdout's real path is no file name
         buffer = io.BytesIO()
         yield buffer
         with _mapped_os_errors(dest), open(dest, "wb") as stream:
             stream.write(buffer.getvalue())
         return
     real = Path(os.path.realpath(dest))
+    remove_stale_temporaries(real)
     with _mapped_os_errors(dest):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(real), suffix=".tmp",
+                                        dir=real.parent)  # fmt: skip
     tmp = Path(tmp_name)
     try:
         with _mapped_os_errors(dest):
@@ -218,6 +228,50 @@ def temporary_name(dest: str) -> str:
     """A hidden, unique name in the folder of `dest`, ending in ``.tmp``."""
     folder, name = (posixpath if is_remote(dest) else os.path).split(dest)
     return join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _temporary_prefix(dest: Path) -> str:
+    """``.NAME.PID-``: a local temporary names its owner, so a later run can tell whether the
+    process that left it still runs (`remove_stale_temporaries`)."""
+    return f".{dest.name}.{os.getpid()}-"
+
+
+def _owner(temporary: str, name: str) -> int | None:
+    """The process id in a temporary's name (`_temporary_prefix`), or None."""
+    middle = temporary[len(name) + 2 : -len(".tmp")]
+    pid, dash, _ = middle.partition("-")
+    return int(pid) if dash and pid.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists (another user's counts: it may still be writing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists
+        return True
+    return True
+
+
+def remove_stale_temporaries(dest: Path) -> list[Path]:
+    """Remove the temporaries of `dest` (files or folders beside it) whose writer is gone, as a
+    ``kill -9`` leaves them; a temporary of a running process is kept. Returns what was removed.
+    """
+    import shutil
+
+    removed = []
+    for tmp in dest.parent.glob(f".{_glob.escape(dest.name)}.*.tmp"):
+        pid = _owner(tmp.name, dest.name)
+        if pid is None or _running(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_text(dest: str | os.PathLike[str], text: str, *, force: bool = True) -> None:
@@ -282,13 +336,34 @@ def exists_message(dest: str | os.PathLike[str]) -> str:
     return f"{os.fspath(dest)} already exists; pass --force to overwrite it"
 
 
-def _is_stream(path: Path) -> bool:
+def is_stream(path: str | os.PathLike[str]) -> bool:
     """A character device or FIFO: written into, never renamed over."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def check_distinct(named: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+    """Refuse two outputs of one command that are the same file (however spelled: relative,
+    absolute, through a link) or both stdout, before any work. `named`: ``(what, path)``
+    pairs, e.g. ``("--stats-json", "take.wav")``; None paths are skipped.
+
+    Raises:
+        OutputError: naming both outputs.
+    """
+    seen: dict[str, str] = {}
+    for what, path in named:
+        if path is None:
+            continue
+        text = os.fspath(path)
+        key = STDOUT if is_stdout(text) else text if is_remote(text) else os.path.realpath(text)
+        if key in seen:
+            where = "stdout" if key == STDOUT else text
+            raise OutputError(f"{seen[key]} and {what} would both be written to {where}; give "
+                              "each output its own file")  # fmt: skip
+        seen[key] = what
 
 
 def check_output(dest: str | os.PathLike[str], *, force: bool) -> None:
@@ -301,7 +376,7 @@ def check_output(dest: str | os.PathLike[str], *, force: bool) -> None:
     Raises:
         OutputError: with one line saying what is wrong and what to do.
     """
-    if os.fspath(dest) == STDOUT:
+    if is_stdout(dest):
         return
     if is_remote(dest):
         if not force and exists(dest):
@@ -387,8 +462,10 @@ def _mapped_os_errors(dest: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def check_new_folder(dest: str | os.PathLike[str], *, force: bool) -> None:
-    """A folder output (`atomic_folder`) may be written: absent, empty, or `force`."""
+    """A folder output (`atomic_folder`) may be written: absent, empty, or `force`, in a folder
+    that exists (missing parents are not created, as for file outputs)."""
     dest = Path(dest)
+    check_folder(dest.absolute().parent, dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
         raise OutputError(f"{dest} exists and is not empty; pass --force to replace it")
 
@@ -404,9 +481,10 @@ def atomic_folder(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
 
     dest = Path(dest)
     check_new_folder(dest, force=force)
+    remove_stale_temporaries(dest)
     with _mapped_os_errors(dest):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(dest), suffix=".tmp",
+                                    dir=dest.parent))  # fmt: skip
     try:
         with _mapped_os_errors(dest):
             yield tmp
@@ -418,6 +496,17 @@ def atomic_folder(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
             os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def make_output_folder(dest: str | os.PathLike[str]) -> None:
+    """Create the output folder `dest` (``--out-dir``, ``--stems``) unless it exists; its parent
+    must exist, as for file outputs. Raises `OutputError`."""
+    path = Path(dest)
+    if path.is_dir():
+        return
+    check_folder(path.absolute().parent, dest)
+    with _mapped_os_errors(dest):
+        path.mkdir()
 
 
 def check_output_folder(

@@ -37,7 +37,9 @@ def usage_errors() -> Iterator[None]:
 
 def stdout_conflict(json_out: bool, output: str | None) -> None:
     """``--json`` and ``-o -`` cannot both have stdout: a usage error."""
-    if json_out and output == "-":
+    from ddspcli import storage
+
+    if json_out and storage.is_stdout(output):
         raise typer.BadParameter("--json and -o - both use stdout; write the audio to a file")
 
 
@@ -81,13 +83,31 @@ def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
 
 
 PitchModelOpt = Annotated[choices.PitchModel, typer.Option(help="CREPE capacity.")]
-PitchHopOpt = Annotated[float | None, typer.Option(help=choices.pitch_hop_help())]
+def _positive_hop(value: float | None) -> float | None:
+    """``--pitch-hop-ms`` must be positive when given (0 used to mean the default)."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} ms is not a hop; give a positive multiple of 4 ms "
+                                 "(4, 16, 32, ...) or leave the option out")  # fmt: skip
+    return value
+
+
+PitchHopOpt = Annotated[
+    float | None, typer.Option(help=choices.pitch_hop_help(), callback=_positive_hop)
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 # Adjustment options shared by `transfer` and `live`.
-OctaveOpt = Annotated[int, typer.Option(help="Octaves to shift (after auto-adjust).")]
-SemitonesOpt = Annotated[float, typer.Option(help="Semitones to shift (after auto-adjust).")]
+OctaveOpt = Annotated[
+    int,
+    typer.Option(help="Octaves to shift (after auto-adjust).", min=-choices.MAX_SHIFT_OCTAVES,
+                 max=choices.MAX_SHIFT_OCTAVES),
+]  # fmt: skip
+SemitonesOpt = Annotated[
+    float,
+    typer.Option(help="Semitones to shift (after auto-adjust).",
+                 min=-choices.MAX_SHIFT_SEMITONES, max=choices.MAX_SHIFT_SEMITONES),
+]  # fmt: skip
 LoudnessShiftOpt = Annotated[float, typer.Option(help="dB added to the loudness.")]
 QuietDbOpt = Annotated[
     float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")

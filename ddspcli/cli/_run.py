@@ -27,6 +27,13 @@ def build_command():
 
     def checked(sub):
         original = sub.callback
+        bounds = {}  # float options' ranges, checked after finiteness (NaN is in no range)
+        for param in sub.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if getattr(descriptor, "annotation", None) in (float, float | None):
+                bounds[param.name] = (param.min, param.max)
+                param.type_descriptor = _unbounded(descriptor)
+                param._runtime_param = None
 
         @functools.wraps(original)
         def callback(**kwargs):
@@ -35,10 +42,19 @@ def build_command():
                 value = kwargs.get(param.name)
                 if isinstance(value, float) and not math.isfinite(value):
                     raise typer.BadParameter(f"{value} is not a finite number", ctx, param)
+                low, high = bounds.get(param.name, (None, None))
+                if isinstance(value, float) and low is not None and value < low:
+                    raise typer.BadParameter(f"{value:g} is below the least allowed, {low:g}",
+                                             ctx, param)  # fmt: skip
+                if isinstance(value, float) and high is not None and value > high:
+                    raise typer.BadParameter(f"{value:g} is above the most allowed, {high:g}",
+                                             ctx, param)  # fmt: skip
             try:
                 return original(**kwargs)
             except BrokenPipeError:  # not an OSError for Typer, which would exit 1
                 raise OutputClosedError("stdout was closed by its reader") from None
+            except KeyboardInterrupt as err:  # Typer would make every interrupt 130
+                raise _StoppedError(_interrupted_code(err)) from None
 
         sub.callback = callback
 
@@ -52,20 +68,32 @@ def build_command():
     return command
 
 
+def _unbounded(descriptor):
+    """A copy of Typer's type descriptor of an option without its min and max (shared by
+    every command using the same option alias: copied, never changed)."""
+    import copy
+    import dataclasses
+
+    info = copy.copy(descriptor.parameter_info)
+    info.min = info.max = None
+    return dataclasses.replace(descriptor, parameter_info=info)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run ``ddsp`` with `argv` (default: the process's) and return its exit code.
 
     The one place where outcomes become exit codes: usage errors one line and 2, `DdspError`s
     one line and their code, a reader that closed stdout 141 (quietly, as a process killed
-    by SIGPIPE), Ctrl-C 130, anything else a bug (1; the traceback with ``-v``). Warnings
-    the engine raises as `DdspWarning` are printed as ``warning:`` lines.
+    by SIGPIPE), Ctrl-C 130, SIGTERM 143, anything else a bug (1; the traceback with ``-v``).
+    Warnings the engine raises as `DdspWarning` are printed as ``warning:`` lines.
     """
     import warnings
 
-    from ddspcli import storage
-    from ddspcli.errors import EXIT_INTERRUPTED, EXIT_USAGE, DdspWarning, OutputClosedError
+    from ddspcli import interrupts, storage
+    from ddspcli.errors import EXIT_USAGE, DdspWarning, OutputClosedError
 
     storage.forget_inputs()
+    interrupts.install()
     ui.state.verbosity = ui.NORMAL
     show = warnings.showwarning
 
@@ -91,20 +119,39 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as err:
         ui.error(err.format_message())
         return err.exit_code
-    except (click.Abort, typer.Abort):
-        return EXIT_INTERRUPTED
+    except (click.Abort, typer.Abort) as err:
+        return _interrupted_code(err)
     except (OutputClosedError, BrokenPipeError):
         return _stdout_closed()
+    except _StoppedError as stop:
+        return stop.code
     except DdspError as err:
         ui.error(str(err))
         return err.exit_code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        return _interrupted_code(err)
     except Exception as err:  # a bug: say so in one line, traceback with --verbose
         if ui.state.verbosity >= ui.VERBOSE:
             raise
         ui.error(f"internal error: {type(err).__name__}: {err} (rerun with -v for a traceback)")
         return EXIT_INTERNAL
+
+
+class _StoppedError(Exception):
+    """A command ended by Ctrl-C or SIGTERM, with the exit code that says which."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _interrupted_code(err: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM (`interrupts.Terminated`; Click wraps it in `Abort`)."""
+    from ddspcli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+    from ddspcli.interrupts import Terminated
+
+    cause = err if isinstance(err, KeyboardInterrupt) else err.__context__
+    return EXIT_TERMINATED if isinstance(cause, Terminated) else EXIT_INTERRUPTED
 
 
 def _click():

@@ -36,13 +36,21 @@ def generate_command(
         str | None,
         typer.Option("--output", "-o", help="WAV file or - (default: <input>.<model>.wav)."),
     ] = None,
-    transpose: Annotated[float, typer.Option(help="Semitones added to every pitch.")] = 0.0,
+    transpose: Annotated[
+        float,
+        typer.Option(help="Semitones added to every pitch.", min=-choices.MAX_SHIFT_SEMITONES,
+                     max=choices.MAX_SHIFT_SEMITONES),
+    ] = 0.0,
     attack: Annotated[float, typer.Option(help="Note attack in seconds.", min=0.0)] = 0.03,
-    release: Annotated[float, typer.Option(help="Note release in seconds.", min=0.0)] = 0.15,
+    release: Annotated[
+        float, typer.Option(help="Note release in seconds.", min=0.0, max=choices.MAX_TAIL_S)
+    ] = 0.15,
     vibrato: Annotated[float, typer.Option(help="Vibrato depth in cents.", min=0.0)] = 0.0,
     vibrato_rate: Annotated[float, typer.Option(help="Vibrato rate in Hz.", min=0.0)] = 5.5,
     tail: Annotated[
-        float, typer.Option(help="Seconds rendered after the last note.", min=0.0)
+        float,
+        typer.Option(help="Seconds rendered after the last note.", min=0.0,
+                     max=choices.MAX_TAIL_S),
     ] = 0.5,
     z_mode: Annotated[
         choices.ZMode,
@@ -84,9 +92,10 @@ def generate_command(
     with ui.DownloadProgress() as progress:
         model_dir, name = resolve_model(model, progress)
     target = output or transfer.default_output(source, name, None)
-    for path in (target, plot, save_features):
-        if path is not None:
-            storage.check_output(path, force=force)
+    transfer.check_render_outputs(
+        [("the audio output", target)], [("--plot", plot), ("--save-features", save_features)],
+        force=force,
+    )
     loaded = model_lib.load_model_dir(model_dir)
     shape = generate.Shape(attack_s=attack, release_s=release, vibrato_cents=vibrato,
                            vibrato_hz=vibrato_rate, tail_s=tail, transpose=transpose)  # fmt: skip

@@ -58,7 +58,9 @@ def live_command(
         float, typer.Option(help="Pitch confidence (0..1) that starts a note.", min=0.0, max=1.0)
     ] = 0.7,
     block_ms: Annotated[
-        float, typer.Option(help="Milliseconds of audio per block (latency vs. CPU).", min=2.0)
+        float,
+        typer.Option(help="Milliseconds of audio per block (latency vs. CPU).", min=2.0,
+                     max=choices.MAX_LIVE_BLOCK_MS),
     ] = 20.0,
     pitch_model: PitchModelOpt = choices.LIVE_PITCH_MODEL,
     pitch_hop_ms: PitchHopOpt = None,
@@ -68,7 +70,7 @@ def live_command(
         typer.Option(help="Files and pipes: as fast as possible, or wait for the clock."),
     ] = choices.Pace.FAST,
     seconds: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds of device input.", min=0.1)
+        float | None, typer.Option(help="Stop after this many seconds of input.", min=0.1)
     ] = None,
     rate: Annotated[int | None, typer.Option(help=RATE_HELP, min=8000)] = None,
     stats_json: Annotated[
@@ -85,7 +87,7 @@ def live_command(
     the state carried, so a file gives exactly what a device run would.
     """
     from ddspcli import storage
-    from ddspcli.engine import live, liveio
+    from ddspcli.engine import audio, live, liveio
     from ddspcli.engine import model as model_lib
 
     if list_devices:
@@ -102,8 +104,8 @@ def live_command(
         typer.echo(f"{ms:.1f}")
         return
     live.single_threaded()  # before the model is built: TensorFlow then starts on one thread
-    if kinds["output"] == "file" and not output.lower().endswith(".wav"):
-        raise typer.BadParameter(f"-o {output}: live writes WAV; name the file .wav")
+    if kinds["output"] == "file":
+        audio.output_format(output)  # WAV or FLAC; a device or FIFO (/dev/null) gets WAV
     settings = live.LiveSettings(
         block_ms=block_ms, pitch_model=pitch_model.value, pitch_hop_ms=pitch_hop_ms,
         auto=auto_adjust, octaves=octave, semitones=semitones, loudness_shift_db=loudness_shift,
@@ -112,8 +114,11 @@ def live_command(
     )  # fmt: skip
     if kinds["input"] == "file":
         storage.protect_inputs([input_])
-    for target, kind in ((output, kinds["output"]), (stats_json, "file")):
-        if target and kind == "file":
+    written = [("-o", output if kinds["output"] != "device" else None),
+               ("--stats-json", stats_json)]  # fmt: skip
+    storage.check_distinct(written)  # `-o take.wav --stats-json take.wav` would lose the take
+    for _, target in written:
+        if target is not None:
             storage.check_output(target, force=force)
     with ui.DownloadProgress() as progress:
         model_dir, name = resolve_model(model, progress)
@@ -133,5 +138,5 @@ def live_command(
     if stats_json:
         storage.write_bytes(stats_json, (json.dumps(summary, indent=2) + "\n").encode(),
                             force=force)  # fmt: skip
-    if interrupted:
-        raise KeyboardInterrupt  # exit 130, after the output and the statistics are complete
+    if interrupted is not None:
+        raise interrupted  # 130 (Ctrl-C) or 143 (SIGTERM), after the take and its statistics

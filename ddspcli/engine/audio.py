@@ -21,11 +21,37 @@ import numpy as np
 import soundfile as sf
 
 from ddspcli import storage
-from ddspcli.errors import DdspWarning, InputError, OutputError
+from ddspcli.errors import DdspWarning, InputError, OutputError, UsageError
 
 STDIO = "-"
 DEFAULT_SAMPLE_RATE = 16000
 READABLE_FORMATS = "WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF"
+# Containers audio outputs are written in, by file suffix; stdout, devices and FIFOs get WAV.
+WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+FLAC_SUBTYPE = "PCM_24"  # FLAC holds integers only: a FLOAT output becomes 24-bit
+
+
+def output_format(dest: str | os.PathLike[str]) -> str:
+    """``WAV`` or ``FLAC``: the container an audio output named `dest` is written in.
+
+    Raises:
+        UsageError: a file named for another format (``out.csv``, ``out.mp3``): exit 2.
+    """
+    text = os.fspath(dest)
+    if storage.is_stdout(text) or storage.is_stream(text):
+        return "WAV"
+    suffix = Path(text).suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise UsageError(f"{text}: audio is written as WAV or FLAC; name the file .wav or .flac")
+    return WRITE_FORMATS[suffix]
+
+
+def output_subtype(container: str, subtype: str) -> str:
+    """The sample format of an output: `subtype` (``PCM_16``, ``PCM_24``, ``FLOAT``) where the
+    container holds it, else the nearest it does (FLAC: 24-bit for FLOAT)."""
+    if container == "FLAC" and not sf.check_format("FLAC", subtype.upper()):
+        return FLAC_SUBTYPE
+    return subtype
 
 
 @dataclass(frozen=True)
@@ -240,7 +266,8 @@ def write_wav(
     force: bool = False,
     subtype: str = "PCM_16",
 ) -> int:
-    """Write a WAV file atomically (temp file + rename), or to stdout for ``-``.
+    """Write a WAV or FLAC file (by its name, `output_format`) atomically (temp file + rename),
+    or WAV to stdout for ``-``.
 
     Args:
         dest: output path, or ``-`` for stdout.
@@ -258,6 +285,8 @@ def write_wav(
     """
     if not sf.check_format("WAV", subtype.upper()):
         raise OutputError(f"WAV cannot hold sample format {subtype!r}; use PCM_16, PCM_24 or FLOAT")
+    container = output_format(dest)
+    subtype = output_subtype(container, subtype)
     audio = np.asarray(audio, dtype=np.float32)
     check_finite(audio, "audio to write")
     clipped = 0
@@ -274,7 +303,7 @@ def write_wav(
     # Encoded in memory, then written with OS calls: libsndfile reports a full disk only as
     # "System error", while `storage` names the reason (and never renames over a device).
     buffer = io.BytesIO()
-    sf.write(buffer, audio, sample_rate, format="WAV", subtype=subtype)
+    sf.write(buffer, audio, sample_rate, format=container, subtype=subtype)
     storage.write_bytes(dest, buffer.getvalue(), force=force)
     return clipped
 

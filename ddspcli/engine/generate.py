@@ -40,7 +40,9 @@ def read_midi(path: str) -> list[Note]:
     try:
         midi = mido.MidiFile(path)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as err:
-        raise InputError(f"cannot read MIDI file {path}: {err}") from None
+        reason = str(err) or ("the file is empty (0 bytes)" if _empty(path) else
+                              f"{type(err).__name__}: it is not a standard MIDI file")  # fmt: skip
+        raise InputError(f"cannot read MIDI file {path}: {reason}") from None
     notes: list[Note] = []
     sounding: dict[tuple[int, int], tuple[float, int]] = {}
     drums = 0
@@ -64,10 +66,29 @@ def read_midi(path: str) -> list[Note]:
     for (_, pitch), (start, velocity) in sounding.items():  # never released: end of file
         notes.append(Note(start, now, pitch, velocity))
     notes = [n for n in notes if n.end_s > n.start_s]
+    _check_length(path, max((n.end_s for n in notes), default=0.0))
     if not notes:
         what = "only drum notes (channel 10)" if drums else "no notes"
         raise InputError(f"{path} holds {what}; give a MIDI file with a pitched melody")
     return sorted(notes, key=lambda n: (n.start_s, n.pitch))
+
+
+def _empty(path: str) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _check_length(path: str, seconds: float) -> None:
+    """Refuse a melody longer than `MAX_MELODY_S` (its controls and audio are held in memory)."""
+    if seconds > MAX_MELODY_S:
+        raise InputError(
+            f"{path} lasts {seconds:.3g} s; generate renders at most {MAX_MELODY_S / 60:g} "
+            "minutes at once: split the melody"
+        )
 
 
 def monophonic(notes: list[Note]) -> tuple[list[Note], int]:
@@ -150,6 +171,7 @@ def note_curves(
 
 
 PROFILE_COLUMNS = ("time_s", "f0_hz", "loudness_db")
+MAX_MELODY_S = 3600.0  # the longest melody `generate` renders (controls and audio in memory)
 
 
 def read_profile(path: str) -> dict[str, np.ndarray]:
@@ -169,10 +191,10 @@ def read_profile(path: str) -> dict[str, np.ndarray]:
     from pathlib import Path
 
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read profile {path}: {err}") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))  # Excel's "CSV UTF-8"
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if not rows:
         raise InputError(f"{path} is empty; give a CSV with columns {','.join(PROFILE_COLUMNS)}")
@@ -215,6 +237,7 @@ def _check_profile(path: str, profile: dict[str, np.ndarray]) -> None:
     times = profile["time_s"]
     if times[0] < 0:
         raise InputError(f"{path} row 2: time_s is {times[0]:g}; times start at 0 or later")
+    _check_length(path, float(times[-1]))
     unsorted = np.flatnonzero(np.diff(times) <= 0)
     if unsorted.size:
         i = int(unsorted[0]) + 1

@@ -569,12 +569,14 @@ class BlockRunner:
         return out
 
 
-def run_stream(engine: LiveEngine, source, sink, *, pace: bool = False) -> Stats:
+def run_stream(engine: LiveEngine, source, sink, *, pace: bool = False,
+               seconds: float | None = None) -> Stats:  # fmt: skip
     """A file or a WAV pipe in, a file or a WAV pipe out, exactly as a device run would go
     (same blocks, same state), as fast as it can or paced by the clock.
 
     The output holds ``input + delay`` samples at the model's rate (resampled to the sink's):
-    the render of every input sample, `engine.delay` samples late.
+    the render of every input sample (of the first `seconds` of it, if given), `engine.delay`
+    samples late.
     """
     from ddspcli.engine import liveio
 
@@ -582,8 +584,13 @@ def run_stream(engine: LiveEngine, source, sink, *, pace: bool = False) -> Stats
     to_sink = Resampler(engine.sample_rate, sink.sample_rate, engine.block)
     runner = BlockRunner(engine, pace)
     source_block = max(1, round(engine.block * source.sample_rate / engine.sample_rate))
+    left = None if seconds is None else round(seconds * source.sample_rate)
     for raw in liveio.iter_blocks(source, source_block):
+        if left is not None:
+            raw, left = raw[:left], left - min(left, len(raw))
         _write(sink, to_sink(runner.push(to_model(raw))))
+        if left == 0:
+            break
     _write(sink, to_sink(runner.push(to_model(np.zeros(0, np.float32), last=True))))
     _write(sink, to_sink(runner.finish(), last=True))
     return engine.stats
@@ -803,13 +810,14 @@ def block_samples(settings: LiveSettings, model) -> int:
 
 def run(engine: LiveEngine, input_spec: str, output_spec: str, kinds: dict[str, str], *,
         force: bool, rate: int | None = None, pace: bool = False,
-        seconds: float | None = None) -> tuple[Stats, bool]:  # fmt: skip
+        seconds: float | None = None) -> tuple[Stats, KeyboardInterrupt | None]:  # fmt: skip
     """Open `input_spec` and `output_spec` (``-``, a file or a device, as `kinds` says) and
     run the engine between them until the input ends, `seconds` pass, or Ctrl-C.
 
     Returns:
-        ``(stats, interrupted)``. On Ctrl-C the output file is completed (renamed into place)
-        before this returns; on an error it is removed.
+        ``(stats, interrupt)``: the Ctrl-C or SIGTERM (`interrupts.Terminated`) that ended the
+        run, else None. After either the output file is completed (renamed into place) before
+        this returns; on an error it is removed.
     """
     from ddspcli.engine import liveio
 
@@ -828,16 +836,16 @@ def run(engine: LiveEngine, input_spec: str, output_spec: str, kinds: dict[str, 
             sink = liveio.StdoutSink(sink_rate)
         elif kinds["output"] == "file":
             sink = liveio.FileSink(output_spec, sink_rate, force=force)
-        interrupted = False
+        interrupted = None
         try:
             if devices:
                 run_device(engine, input_device=devices.get("input", "file"),
                            output_device=devices.get("output", "file"), source=source, sink=sink,
                            rate=rate, seconds=seconds)  # fmt: skip
             else:
-                run_stream(engine, source, sink, pace=pace)
-        except KeyboardInterrupt:
-            interrupted = True
+                run_stream(engine, source, sink, pace=pace, seconds=seconds)
+        except KeyboardInterrupt as err:
+            interrupted = err
         if sink is not None:
             sink.close()
             sink = None

@@ -242,18 +242,25 @@ class StdoutSink(Sink):
 
 
 class FileSink(Sink):
-    """A 32-bit float WAV file written as it grows into a temporary file, renamed into place by
-    `close` (also after Ctrl-C): a reader never sees a half-written file under the final name."""
+    """A 32-bit float WAV (or 24-bit FLAC, by its name) written as it grows into a temporary
+    file, renamed into place by `close` (also after Ctrl-C and SIGTERM): a reader never sees a
+    half-written file under the final name."""
 
     def __init__(self, path: str, sample_rate: int, *, force: bool):
+        from ddspcli.engine import audio
+
         self.sample_rate, self.path = sample_rate, path
+        container = audio.output_format(path)
+        self._clip = container != "WAV"  # integer samples: clipped at full scale
         self._context = storage.atomic_write(path, force=force)
         handle = self._context.__enter__()
-        self._file = sf.SoundFile(handle, "w", sample_rate, 1, "FLOAT", format="WAV")
+        self._file = sf.SoundFile(handle, "w", sample_rate, 1,
+                                  audio.output_subtype(container, "FLOAT"), format=container)
 
     def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, np.float32)
         try:
-            self._file.write(np.asarray(block, np.float32))
+            self._file.write(np.clip(block, -1.0, 1.0) if self._clip else block)
         except (sf.LibsndfileError, RuntimeError) as err:
             raise OutputError(f"cannot write {self.path}: {err}") from None
 
@@ -302,7 +309,7 @@ def classify(spec: str) -> str:
     a folder or an audio suffix) or ``device`` (``default``, an index, or a device name)."""
     from ddspcli.engine import audio
 
-    if spec == STDIO:
+    if spec == STDIO or storage.is_stdout(spec):
         return "stdio"
     path = Path(spec)
     if path.is_file() or "/" in spec or path.suffix.lower() in audio.AUDIO_SUFFIXES:

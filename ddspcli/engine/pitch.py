@@ -1,10 +1,15 @@
-"""CREPE pitch tracker in TensorFlow: network, weight conversion, and decoding.
+"""CREPE pitch tracker without TensorFlow: weight conversion, framing and decoding.
 
 CREPE (Kim, Salamon, Li, Bello, ICASSP 2018) maps a 1024-sample frame at 16 kHz, normalised to
 zero mean and unit variance, through six convolution blocks (conv -> ReLU -> batch norm ->
 max-pool) and a dense layer to 360 sigmoid outputs: pitch bins 20 cents apart from
 1997.38 cents (32.7 Hz) re 10 Hz. Weights come from torch zip checkpoints (the manifest entries
 ``crepe-full`` / ``crepe-tiny``), read without torch and converted once to a ``.npz`` beside them.
+
+The network itself runs elsewhere: as ``.tflite`` in LiteRT (`ddspcli.runtime.crepe`, the
+inference path) or in TensorFlow (`ddspcli.engine.crepe_tf`, the reference it is converted
+from). ``pitch.Crepe`` and ``pitch.CrepeLite`` still resolve to the TensorFlow classes, imported
+on first use (`__getattr__`), for callers written before the split.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli.engine._tensorflow import tf
+from ddspcli import tfimport
 from ddspcli.errors import ModelError
 
 SAMPLE_RATE = 16000
@@ -31,6 +36,14 @@ FILTER_FACTORS = (32, 4, 4, 4, 8, 16)
 PADDINGS = ((254, 254), *[(31, 32)] * 5)
 BN_EPSILON = 0.0010000000474974513
 CONVERTED_SUFFIX = ".tf.npz"
+TF_NAMES = ("Crepe", "CrepeLite")  # moved to `ddspcli.engine.crepe_tf`
+
+
+def __getattr__(name: str) -> object:
+    """``pitch.Crepe`` / ``pitch.CrepeLite``: the TensorFlow network (`crepe_tf`), on demand."""
+    if name in TF_NAMES:
+        return getattr(tfimport.engine_module("crepe_tf"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,70 +105,6 @@ def load_weights(checkpoint: str | Path) -> dict[str, np.ndarray]:
         np.savez(tmp, **weights)
         os.replace(tmp, converted)
     return weights
-
-
-# ---------------------------------------------------------------------------------------------
-# Network.
-
-
-class Crepe(tf.Module):
-    """The CREPE network with fixed (inference) weights.
-
-    Call `activations` on normalised or raw frames; frames are normalised inside.
-    """
-
-    def __init__(self, weights: dict[str, np.ndarray], name: str = "crepe") -> None:
-        super().__init__(name=name)
-        self.capacity = capacity_of(weights)
-        self.w = {k: tf.constant(v) for k, v in weights.items()}
-
-    @tf.function(input_signature=[tf.TensorSpec([None, FRAME_SIZE], tf.float32)])
-    def activations(self, frames: tf.Tensor) -> tf.Tensor:
-        """``[n, 1024]`` audio frames at 16 kHz -> ``[n, 360]`` pitch-bin activations in (0, 1)."""
-        mean, var = tf.nn.moments(frames, axes=[1], keepdims=True)
-        x = (frames - mean) / tf.maximum(tf.sqrt(var), 1e-8)
-        x = x[:, :, None, None]  # NHWC: [n, time, 1, channels]
-        for i in range(1, 7):
-            x = tf.pad(x, [[0, 0], list(PADDINGS[i - 1]), [0, 0], [0, 0]])
-            x = tf.nn.conv2d(x, self.w[f"conv{i}/kernel"], [1, STRIDES[i - 1], 1, 1], "VALID")
-            x = tf.nn.relu(x + self.w[f"conv{i}/bias"])
-            x = x * self.w[f"bn{i}/scale"] + self.w[f"bn{i}/shift"]
-            x = tf.nn.max_pool2d(x, (2, 1), (2, 1), "VALID")
-        x = tf.reshape(x, [tf.shape(x)[0], -1])  # [n, time * channels], time-major like torch
-        return tf.sigmoid(tf.matmul(x, self.w["dense/kernel"]) + self.w["dense/bias"])
-
-
-class CrepeLite:
-    """The same network run by TensorFlow Lite (converted from `Crepe.activations` in memory,
-    about a second): about 3x faster than TensorFlow for the one-to-four-frame calls of
-    `ddsp live` (see BENCHMARKS.md, "Live"); activations within 1e-6 of `Crepe`'s.
-
-    Args:
-        crepe: the network to convert.
-    """
-
-    def __init__(self, crepe: Crepe) -> None:
-        import warnings
-
-        concrete = crepe.activations.get_concrete_function()
-        flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([concrete], crepe).convert()
-        with warnings.catch_warnings():  # tf.lite.Interpreter's notice about its successor
-            warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = 0
-
-    def activations(self, frames: np.ndarray) -> np.ndarray:
-        """``[n, 1024]`` audio frames at 16 kHz -> ``[n, 360]`` activations (numpy)."""
-        frames = np.ascontiguousarray(frames, np.float32)
-        if len(frames) != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [len(frames), FRAME_SIZE])
-            self._interpreter.allocate_tensors()
-            self._batch = len(frames)
-        self._interpreter.set_tensor(self._input, frames)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,13 +192,18 @@ def viterbi_bins(
     """
     import librosa
 
+    from ddspcli import interrupts
+
     n = activations.shape[0]
     observed = np.argmax(activations, axis=1)
     prob = np.full((N_BINS, n), (1.0 - SELF_EMISSION) / N_BINS)
     prob[observed, np.arange(n)] += SELF_EMISSION
     if voiced is not None:
         prob[:, ~voiced] = 1.0 / N_BINS
-    return librosa.sequence.viterbi(prob, transition(steps), p_init=np.full(N_BINS, 1.0 / N_BINS))
+    with interrupts.deferred():  # numba code: Ctrl-C inside it can crash the interpreter
+        return librosa.sequence.viterbi(
+            prob, transition(steps), p_init=np.full(N_BINS, 1.0 / N_BINS)
+        )
 
 
 def cents_to_hz(cents: np.ndarray) -> np.ndarray:

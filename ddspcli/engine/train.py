@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import __version__, choices, storage
+from ddspcli import __version__, choices, interrupts, storage
 from ddspcli.engine import data, distribute, features, losses, nn
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
@@ -587,8 +587,9 @@ class StopFlag:
         self.requested = True
 
     def __enter__(self) -> StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        for sig in interrupts.STOP_SIGNALS:
+            if not interrupts.ignored(sig):  # `nohup ddsp fit &`: SIGINT stays ignored
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:

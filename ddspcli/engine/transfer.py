@@ -216,27 +216,42 @@ def plan_jobs(
 
 def check_outputs(jobs: list[Job], model_name: str, out_dir: str | None, *, force: bool) -> None:
     """Fail before any work when an output must not or cannot be written (see
-    `storage.check_output`), or two jobs would write the same file. The folders named by
-    ``--out-dir`` and ``--stems`` are created."""
-    from pathlib import Path
-
+    `check_render_outputs`). The folders named by ``--out-dir`` and ``--stems`` are created
+    (their parents must exist)."""
     from ddspcli import storage
-    from ddspcli.errors import OutputError
 
     for folder in {out_dir, *(j.stems_dir for j in jobs)} - {None}:
-        try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise storage.output_error(folder, err) from None
-    seen: set[str] = set()
+        storage.make_output_folder(folder)
+    sounds, others = [], []
     for job in jobs:
-        parts = stem_paths(job, model_name, PART_NAMES).values()
-        for path in (job.output, job.plot, job.save_features, *parts):
-            if path is None:
-                continue
-            if path in seen and path != "-":
-                raise OutputError(f"two outputs would be written to {path}; use --out-dir")
-            seen.add(path)
+        of = f" of {job.source or job.features_in}" if len(jobs) > 1 else ""
+        sounds.append((f"the audio output{of}", job.output))
+        parts = stem_paths(job, model_name, PART_NAMES)
+        sounds += [(f"the {part} stem{of}", path) for part, path in parts.items()]
+        others += [(f"--plot{of}", job.plot), (f"--save-features{of}", job.save_features)]
+    check_render_outputs(sounds, others, force=force)
+
+
+def check_render_outputs(
+    sounds: list[tuple[str, str | None]], others: list[tuple[str, str | None]], *, force: bool
+) -> None:
+    """The outputs of a rendering command, ``(what, path)`` pairs (None: not asked for): each
+    audio output in `sounds` named as `audio.output_format` writes, no two outputs the same
+    file, each one writable.
+
+    Raises:
+        UsageError: an audio output named for another format (``-o out.csv``).
+        OutputError: see `storage.check_distinct` and `storage.check_output`.
+    """
+    from ddspcli import storage
+    from ddspcli.engine import audio
+
+    for _, path in sounds:
+        if path is not None:
+            audio.output_format(path)
+    storage.check_distinct([*sounds, *others])
+    for _, path in [*sounds, *others]:
+        if path is not None:
             storage.check_output(path, force=force)
 
 
