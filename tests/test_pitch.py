@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DATA, load_reference
 
-from ddspcli.engine import features, pitch
+from ddspcli.engine import dsp, features, pitch
 
 SR = 16000
 
@@ -126,7 +126,7 @@ def test_blocks_give_the_same_features_as_one_pass(crepe_weights):
     whole = features.FeatureSettings().n_fft
     np.testing.assert_allclose(
         one["loudness_db"],
-        features.dsp.compute_loudness(x, SR, 250, whole).numpy(),
+        dsp.compute_loudness(x, SR, 250, whole).numpy(),
         atol=1e-3,
     )
 

@@ -8,6 +8,11 @@ pitch is interpolated in cents (and its confidence linearly) back to every frame
 whole CREPE window is digitally silent by loudness are not run at all. Long inputs are processed
 in blocks of frames with context on both sides so that the Viterbi path is unaffected by block
 edges.
+
+No TensorFlow: loudness is NumPy (`a_weighted_db`, TensorFlow's `dsp.compute_loudness` to
+float32 rounding), CREPE is any `Tracker`: a ``.tflite`` run by LiteRT (`ddspcli.runtime.crepe`,
+the inference path) or, for a ``.pth``/``.npz`` checkpoint, the TensorFlow network
+(`ddspcli.engine.crepe_tf`, imported only then; see `load_tracker`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from ddspcli import choices
-from ddspcli.engine import dsp, pitch
-from ddspcli.engine._tensorflow import tf
+from ddspcli import choices, tfimport
+from ddspcli.engine import pitch
+from ddspcli.errors import ModelError
+from ddspcli.runtime import crepe as lite_crepe
 
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
 DEFAULT_PITCH_HOP_MS = choices.PITCH_HOP_MS  # by pitch model
@@ -102,10 +109,33 @@ def n_frames(n_samples: int, hop: int) -> int:
     return n_samples // hop + 1
 
 
+class Tracker(Protocol):
+    """A CREPE network: ``[n, 1024]`` float32 frames at 16 kHz -> ``[n, 360]`` activations
+    (an array or anything `numpy.asarray` reads, such as a TensorFlow tensor)."""
+
+    def activations(self, frames: np.ndarray) -> object: ...
+
+
+TFLITE_SUFFIX = ".tflite"
+
+
 @functools.lru_cache(maxsize=4)
-def load_tracker(weights_path: str) -> pitch.Crepe:
-    """A CREPE network from a checkpoint path (cached per process)."""
-    return pitch.Crepe(pitch.load_weights(weights_path))
+def load_tracker(weights_path: str) -> Tracker:
+    """A CREPE network from a file (cached per process).
+
+    A ``.tflite`` (with its ``.json`` beside it) runs in LiteRT (`runtime.crepe.Crepe`); a torch
+    ``.pth`` or converted ``.npz`` checkpoint builds the TensorFlow network
+    (`crepe_tf.Crepe`, the only path here that imports TensorFlow).
+
+    Raises:
+        ModelError: a damaged ``.tflite``, or a checkpoint without TensorFlow installed.
+    """
+    if weights_path.endswith(TFLITE_SUFFIX):
+        return lite_crepe.Crepe(weights_path)
+    if not tfimport.available():
+        raise ModelError(f"CREPE from {weights_path} needs TensorFlow ({tfimport.TRAIN_EXTRA}); "
+                         "give its .tflite instead")  # fmt: skip
+    return tfimport.engine_module("crepe_tf").Crepe(pitch.load_weights(weights_path))
 
 
 def pitch_hop_on_frames(hop_ms: float, frame_rate: int) -> float:
@@ -144,23 +174,50 @@ def compute_power(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _a_weighting(n_fft: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The periodic Hann window ``[n_fft]`` (as `tf.signal.stft`'s) and the A-weighting as
+    linear power ``[n_fft // 2 + 1]`` (IEC 61672 via librosa, floored at -80 dB: the weights of
+    `dsp.a_weighting_db`), float64."""
+    import librosa
+
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    with np.errstate(divide="ignore"):  # 0 Hz: log10(0) = -inf, floored to -80 dB
+        weights_db = np.asarray(librosa.A_weighting(freqs, min_db=-80.0), np.float64)
+    return window, 10.0 ** (weights_db / 10.0)
+
+
+def a_weighted_db(frames: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """``[k, n_fft]`` frames -> ``[k]`` float32 A-weighted loudness in dB: the mean over bins of
+    the periodic-Hann ``|rfft|^2`` times the A-weighting (float64), ``10 log10(max(., 1e-8))``
+    minus ``ref_db``, floored at ``-range_db`` (TensorFlow's `dsp.compute_loudness`; a
+    full-scale 1 kHz sine reads about +19.8 dB)."""
+    window, weighting = _a_weighting(settings.n_fft, settings.sample_rate)
+    spectrum = np.fft.rfft(np.asarray(frames, np.float64) * window, axis=-1)
+    mean = np.mean((spectrum.real**2 + spectrum.imag**2) * weighting, axis=-1)
+    db = 10.0 * np.log10(np.maximum(mean, 1e-8)) - settings.ref_db
+    return np.maximum(db, -settings.range_db).astype(np.float32)
+
+
+LOUDNESS_CHUNK = 2048  # frames per FFT call (bounds the float64 spectra to ~8 MB)
+
+
 def compute_loudness(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """The level feature ``[n // hop + 1]`` in dB, computed in blocks (bounded memory):
-    A-weighted loudness, or with ``settings.loudness == "power"`` `compute_power`."""
+    A-weighted loudness (`a_weighted_db` of the `n_fft` samples centred on each frame, zeros
+    beyond the ends), or with ``settings.loudness == "power"`` `compute_power`."""
     if settings.loudness == choices.Loudness.POWER.value:
         return compute_power(audio, settings)
     hop, n_fft = settings.hop, settings.n_fft
     total = n_frames(len(audio), hop)
-    padded = np.pad(audio, n_fft // 2)
-    block = max(1, int(settings.block_s * settings.frame_rate))
+    padded = np.pad(np.asarray(audio, np.float32), n_fft // 2)
     out = np.empty(total, np.float32)
-    for start in range(0, total, block):
-        stop = min(total, start + block)
+    for start in range(0, total, LOUDNESS_CHUNK):
+        stop = min(total, start + LOUDNESS_CHUNK)
         piece = padded[start * hop : (stop - 1) * hop + n_fft]
-        out[start:stop] = dsp.compute_loudness(
-            piece, settings.sample_rate, settings.frame_rate, n_fft, settings.range_db,
-            settings.ref_db, center=False,
-        ).numpy()  # fmt: skip
+        frames = np.lib.stride_tricks.sliding_window_view(piece, n_fft)[::hop]
+        out[start:stop] = a_weighted_db(frames, settings)
     return out
 
 
@@ -177,7 +234,7 @@ def _voiced_mask(loudness: np.ndarray, stride: int, n_coarse: int, settings: Fea
 
 
 def _activations(
-    padded: np.ndarray, tracker: pitch.Crepe, coarse: np.ndarray, hop: int, batch: int
+    padded: np.ndarray, tracker: Tracker, coarse: np.ndarray, hop: int, batch: int
 ) -> np.ndarray:
     """CREPE activations ``[len(coarse), 360]`` for frames centred on sample ``coarse * hop``.
 
@@ -187,15 +244,14 @@ def _activations(
     window = np.arange(pitch.FRAME_SIZE)[None, :]
     for i in range(0, len(coarse), batch):
         starts = coarse[i : i + batch] * hop
-        out[i : i + len(starts)] = tracker.activations(
-            tf.constant(padded[starts[:, None] + window])
-        ).numpy()
+        frames = np.ascontiguousarray(padded[starts[:, None] + window])
+        out[i : i + len(starts)] = np.asarray(tracker.activations(frames))
     return out
 
 
 def compute_pitch(
     audio: np.ndarray,
-    tracker: pitch.Crepe,
+    tracker: Tracker,
     settings: FeatureSettings,
     loudness: np.ndarray,
     progress: Callable[[int], None] | None = None,
@@ -245,7 +301,7 @@ def compute_pitch(
 
 def _refine_jumps(
     padded: np.ndarray,
-    tracker: pitch.Crepe,
+    tracker: Tracker,
     settings: FeatureSettings,
     idx: np.ndarray,
     cents: np.ndarray,
@@ -294,7 +350,7 @@ def _refine_jumps(
 
 def compute_features(
     audio: np.ndarray,
-    weights_path: str | Path,
+    weights_path: str | Path | Tracker,
     settings: FeatureSettings | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
@@ -303,7 +359,8 @@ def compute_features(
     Args:
         audio: ``[n]`` float32 at ``settings.sample_rate`` (CREPE runs on a 16 kHz copy when
             that is another rate).
-        weights_path: CREPE checkpoint (``.pth`` or converted ``.npz``) for the pitch model.
+        weights_path: the pitch model: a CREPE ``.tflite`` (LiteRT), a checkpoint (``.pth`` or
+            converted ``.npz``: TensorFlow), or a loaded `Tracker` (see `load_tracker`).
         settings: defaults to `FeatureSettings()`.
         progress: called with feature frames done (pitch is the slow part).
     Returns:
@@ -313,7 +370,8 @@ def compute_features(
     settings.validate()
     audio = np.asarray(audio, np.float32)
     loudness = compute_loudness(audio, settings)
-    tracker = load_tracker(str(weights_path))
+    tracker = weights_path if hasattr(weights_path, "activations") else load_tracker(
+        str(weights_path))  # fmt: skip
     if settings.sample_rate == pitch.SAMPLE_RATE:
         f0, conf = compute_pitch(audio, tracker, settings, loudness, progress)
     else:  # CREPE hears a 16 kHz copy; its frames fall at the same times

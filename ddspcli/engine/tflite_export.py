@@ -36,8 +36,8 @@ from ai_edge_litert import interpreter as litert
 from tensorflow.compiler.tf2xla.python import xla  # DYNAMIC_UPDATE_SLICE in TFLite
 
 from ddspcli import __version__
+from ddspcli.engine import crepe_tf, nn, pitch
 from ddspcli.engine import model as model_lib
-from ddspcli.engine import nn, pitch
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
 
@@ -293,9 +293,9 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def crepe_to_tflite(weights: dict[str, np.ndarray]) -> bytes:
-    """`pitch.Crepe.activations` (``frames`` ``[n, 1024]`` -> ``activations`` ``[n, 360]``,
+    """`crepe_tf.Crepe.activations` (``frames`` ``[n, 1024]`` -> ``activations`` ``[n, 360]``,
     any ``n``) as TFLite bytes, builtin operators only; signature ``activations``."""
-    crepe = pitch.Crepe(weights)
+    crepe = crepe_tf.Crepe(weights)
 
     def call(frames):
         return {"activations": crepe.activations(frames)}
