@@ -51,27 +51,17 @@ def _protect_model(folder: str | Path) -> None:
 
 
 def resolve_model(model: str, progress: ui.DownloadProgress) -> tuple[str, str]:
-    """``--model`` -> ``(model folder, short name)``: a manifest name (pulled if needed), a
-    model folder, or a checkpoint folder of the official DDSP library, imported into the cache
-    first (``DDSP_HOME/imported/<sha256 of its files>``, once; a second process waits). The
-    model's files (and an imported checkpoint's) are protected as inputs of the run."""
-    import filelock
+    """``--model`` -> ``(model folder, short name)`` by `ddspcli.instrument.resolve_model` (a
+    manifest name, a model folder, or an official DDSP checkpoint folder imported once into
+    the cache). The model's files (and an imported checkpoint's) are protected as inputs of
+    the run."""
+    from ddspcli import instrument
 
-    from ddspcli import pretrained
-    from ddspcli.engine import magenta_ckpt
-
-    folder, name = pretrained.resolve_instrument(model, progress)
-    _protect_model(folder)
-    if not magenta_ckpt.is_checkpoint_folder(folder):
-        return folder, name
-    dest = pretrained.cache_root() / "imported" / magenta_ckpt.fingerprint(folder)[:16]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(dest) + ".lock"):
-        if not (dest / "model.json").exists():
-            ui.info(f"importing the official DDSP checkpoint {folder} into {dest}")
-            magenta_ckpt.import_folder(folder, dest, force=True)
-    _protect_model(dest)
-    return str(dest), name
+    resolved = instrument.resolve_model(model, progress)
+    for folder in (resolved.imported_from, resolved.folder):
+        if folder is not None:
+            _protect_model(folder)
+    return str(resolved.folder), resolved.name
 
 
 def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:

@@ -104,6 +104,34 @@ class FeatureSettings:
         return {**asdict(self), "pitch_hop_ms": self.pitch_stride * 1000.0 / self.frame_rate}
 
 
+def model_settings(
+    info: dict, pitch_model: str, pitch_hop_ms: float | None = None
+) -> FeatureSettings:
+    """A model's feature definition (``model.json``: rate, frame rate, loudness) with the
+    chosen pitch tracker: everything that changes the numbers the model was trained on comes
+    from the model; only the tracker's speed/accuracy trade-off is the caller's.
+
+    Args:
+        info: ``model.json``. pitch_model: ``tiny`` or ``full``.
+        pitch_hop_ms: ms between CREPE frames; None: the tracker's default on the model's
+            frame grid (`pitch_hop_on_frames`; 16 ms at 50 frames/s -> 20 ms).
+    Raises:
+        ValueError: settings the engine cannot honour (see `FeatureSettings.validate`).
+    """
+    stored = dict(info.get("features") or {})
+    if pitch_hop_ms is None:
+        default = DEFAULT_PITCH_HOP_MS[pitch_model]
+        pitch_hop_ms = pitch_hop_on_frames(default, int(info["frame_rate"]))
+    keep = ("n_fft", "range_db", "ref_db", "silence_db", "loudness")
+    settings = FeatureSettings(
+        sample_rate=int(info["sample_rate"]), frame_rate=int(info["frame_rate"]),
+        pitch_model=pitch_model, pitch_hop_ms=pitch_hop_ms,
+        **{k: stored[k] for k in keep if k in stored},
+    )  # fmt: skip
+    settings.validate()
+    return settings
+
+
 def n_frames(n_samples: int, hop: int) -> int:
     """Centred frames for `n_samples`: ``n // hop + 1``."""
     return n_samples // hop + 1

@@ -26,6 +26,12 @@ import numpy as np
 
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
+from ddspcli.engine.magenta_folder import (  # noqa: F401  (re-exported)
+    fingerprint,
+    is_checkpoint_folder,
+    latest_checkpoint,
+    newest_config,
+)
 from ddspcli.errors import ModelError
 
 SCALED_KEYS = {"f0_scaled": "f0", "ld_scaled": "ld", "z": "z"}
@@ -63,15 +69,6 @@ def _bindings(text: str) -> dict[str, str]:
         if match:
             found[match.group(1)] = match.group(2).strip()
     return found
-
-
-def newest_config(folder: str | Path) -> Path:
-    """The ``operative_config-N.gin`` with the largest N (`ModelError` when there is none)."""
-    configs = sorted(Path(folder).glob("operative_config-*.gin"),
-                     key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))  # fmt: skip
-    if not configs:
-        raise ModelError(f"{folder} has no operative_config-N.gin; is it a ddsp checkpoint?")
-    return configs[-1]
 
 
 def read_config(folder: str | Path) -> MagentaConfig:
@@ -165,15 +162,6 @@ def build_model(config: MagentaConfig) -> model_lib.Autoencoder:
     """A ddspcli `Autoencoder` of the official model's shape (weights still initial), built
     from `gin_text` as a model folder's ``config.gin`` is (earlier gin bindings cleared)."""
     return model_lib.build_model(gin_text(config))
-
-
-def latest_checkpoint(folder: str | Path) -> str:
-    """The prefix of the newest ``ckpt-N`` in `folder` (`ModelError` when there is none)."""
-    indexes = sorted(Path(folder).glob("ckpt-*.index"),
-                     key=lambda p: int(p.stem.split("-")[-1]))  # fmt: skip
-    if not indexes:
-        raise ModelError(f"{folder} has no ckpt-N.index; copy the checkpoint files too")
-    return str(indexes[-1].with_suffix(""))
 
 
 def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: str) -> int:
@@ -318,32 +306,6 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
         if statistics:
             storage.write_text(tmp / "statistics.json", json.dumps(statistics, indent=2) + "\n")
     return info
-
-
-def is_checkpoint_folder(folder: str | Path) -> bool:
-    """An official checkpoint folder (operative config + ``ckpt-N``), not a ddspcli model."""
-    path = Path(folder)
-    if not path.is_dir() or (path / model_lib.MODEL_JSON).exists():
-        return False
-    return any(path.glob("operative_config-*.gin")) and any(path.glob("ckpt-*.index"))
-
-
-def fingerprint(folder: str | Path) -> str:
-    """sha256 over the files an import reads (newest config and checkpoint, the statistics):
-    the cache key of an on-the-fly import, so an edited folder is imported again."""
-    import hashlib
-
-    from ddspcli import storage
-
-    path = Path(folder)
-    prefix = Path(latest_checkpoint(path))
-    files = [newest_config(path), *sorted(path.glob(prefix.name + ".*")),
-             *([path / "dataset_statistics.pkl"] if (path / "dataset_statistics.pkl").exists()
-               else [])]  # fmt: skip
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(f"{file.name}:{storage.sha256_of(file)}\n".encode())
-    return digest.hexdigest()
 
 
 def official_harmonic_synthesis(
