@@ -24,7 +24,6 @@ once from its checkpoint beside it in the cache; without TensorFlow both are one
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -34,16 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import choices, pretrained, runtime, storage, tfimport
+from ddspcli import choices, pretrained, runtime, tfimport
 from ddspcli.engine import adjust as adjust_lib
 from ddspcli.engine import audio as audio_io
 from ddspcli.engine import features as features_lib
 from ddspcli.engine import magenta_folder
 from ddspcli.errors import InputError, ModelError
+from ddspcli.runtime import source
 
 MODEL_JSON = "model.json"
 STATISTICS_JSON = "statistics.json"
-CONFIG_GIN = "config.gin"
 DEFAULT_BLOCK_S = 10.0  # seconds decoded per block (`transfer`'s default; the z framing)
 HOW_TO_EXPORT = "ddsp models export"
 
@@ -129,22 +128,6 @@ def _read_json(path: Path) -> dict:
         raise ModelError(f"cannot read {path}: {err}") from None
 
 
-def checkpoint_key(folder: Path, info: dict) -> str:
-    """sha256 over what the runtime files are converted from: ``config.gin`` and the files of
-    the checkpoint ``model.json`` names (a plugin model: its ``.tflite``)."""
-    if info.get("format") == "vst":
-        files = [folder / info["file"]]
-    else:
-        prefix = folder / info.get("checkpoint", "ckpt")
-        files = [folder / CONFIG_GIN, *sorted(prefix.parent.glob(prefix.name + ".*"))]
-    digest = hashlib.sha256()
-    for file in files:
-        if not file.is_file():
-            raise ModelError(f"{folder} is not a complete model folder: {file.name} is missing")
-        digest.update(f"{file.name}:{storage.sha256_of(file)}\n".encode())
-    return digest.hexdigest()
-
-
 def _convert(folder: Path, info: dict, dest: Path) -> None:
     """Write the runtime files of `folder` into a new `dest` (through a temporary folder)."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -158,6 +141,7 @@ def _convert(folder: Path, info: dict, dest: Path) -> None:
         else:
             model_lib = _tf_module("model", f"converting {folder} for the runtime")
             tflite.write_runtime_files(model_lib.load_model_dir(str(folder)), tmp)
+        source.record(folder, info, tmp / runtime.RUNTIME_JSON)
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -166,26 +150,30 @@ def _convert(folder: Path, info: dict, dest: Path) -> None:
 def runtime_folder(
     folder: Path, info: dict | None = None, progress: pretrained.Progress | None = None
 ) -> Path:
-    """The folder whose ``runtime.json`` plays `folder`: itself when it has one; else (a model
-    written before the runtime files existed) its conversion in
-    ``DDSP_HOME/runtime/<checkpoint_key>``, made once where TensorFlow is installed.
+    """The folder whose ``runtime.json`` plays `folder`: itself when its runtime files are
+    there and current (`runtime.source.is_current`); else (a model written before the runtime
+    files existed, or a run that trained on after they were written) its conversion in
+    ``DDSP_HOME/runtime/<checkpoint key>``, made once where TensorFlow is installed.
 
     Raises:
-        ModelError: no runtime files and no TensorFlow to convert them (one line: how to get
-            them), or a checkpoint that cannot be read.
+        ModelError: no (or stale) runtime files and no TensorFlow to convert them (one line:
+            how to get them); an unreadable ``runtime.json``; an incomplete checkpoint.
     """
     folder = Path(folder)
-    if (folder / runtime.RUNTIME_JSON).is_file():
-        return folder
     info = info if info is not None else _read_json(folder / MODEL_JSON)
+    has_files = (folder / runtime.RUNTIME_JSON).is_file()
+    if has_files and source.is_current(folder, info, runtime.read_description(folder)):
+        return folder
+    what = "runtime files older than its checkpoint" if has_files else "no runtime files"
     if not tfimport.available():
-        raise ModelError(f"{folder} has no runtime files ({runtime.RUNTIME_JSON}): write them "
-                         f"with `{HOW_TO_EXPORT} {folder} -o NEW_FOLDER`, or "
+        raise ModelError(f"{folder} has {what} ({runtime.RUNTIME_JSON}): write them with "
+                         f"`{HOW_TO_EXPORT} {folder} -o NEW_FOLDER`, or "
                          f"{tfimport.TRAIN_EXTRA} to convert it once")  # fmt: skip
-    dest = pretrained.cache_root() / "runtime" / checkpoint_key(folder, info)[:16]
+    dest = pretrained.cache_root() / "runtime" / source.checkpoint_key(folder, info)[:16]
     with _locked(dest):
         if not (dest / runtime.RUNTIME_JSON).is_file():
-            _message(progress, f"converting {folder} for the runtime (once) into {dest}")
+            _message(progress, f"converting {folder} for the runtime (once; it has {what}) "
+                               f"into {dest}")  # fmt: skip
             _convert(folder, info, dest)
     return dest
 

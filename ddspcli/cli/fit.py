@@ -126,6 +126,8 @@ def fit_command(
     mixture = modeldir.update_mixture(output, dataset, seed, trained_now=start < settings.steps)
     if mixture is not None:
         ui.info(f"z mixture: {mixture.components} component(s) by BIC, in {output}")
+    if modeldir.refresh_runtime_files(output) is not None:
+        ui.info(f"runtime files (decoder.tflite, runtime.json) in {output}")
     if export is not None:
         modeldir.export_model(output, export, force=force)
         ui.info(f"inference-only copy in {export}")

@@ -261,7 +261,8 @@ def gin_text(config: MagentaConfig) -> str:
 
 def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> dict:
     """Write a ddspcli model folder (``model.json``, ``config.gin``, ``statistics.json``,
-    ``ckpt.*``) from an official checkpoint folder; returns its ``model.json`` contents.
+    ``ckpt.*`` and the runtime's files) from an official checkpoint folder; returns its
+    ``model.json`` contents.
 
     Without ``dataset_statistics.pkl`` the folder has no statistics and a `DdspWarning` says
     that auto-adjust is off. Nothing is written unless every variable loaded.
@@ -305,6 +306,7 @@ def import_folder(src: str | Path, dest: str | Path, *, force: bool = False) -> 
         storage.write_text(tmp / model_lib.MODEL_JSON, json.dumps(info, indent=2) + "\n")
         if statistics:
             storage.write_text(tmp / "statistics.json", json.dumps(statistics, indent=2) + "\n")
+        modeldir.write_runtime_files(tmp, model)  # the decoder as TFLite, for the runtime
     return info
 
 

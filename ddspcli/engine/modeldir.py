@@ -2,21 +2,25 @@
 
 A model folder (`model.load_model_dir` reads it) holds ``model.json``, ``config.gin``,
 ``statistics.json`` and a TF checkpoint; a run folder of `ddsp fit` is one too. This module
-writes the derived files: the flat inference-only copy that ships in a manifest, and the
-Gaussian mixture over the training z frames that `generate` samples.
+writes the derived files: the flat inference-only copy that ships in a manifest, the runtime's
+files (`write_runtime_files`: the decoder as TFLite, for `ddspcli.runtime`), and the Gaussian
+mixture over the training z frames that `generate` samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
-from ddspcli import storage
-from ddspcli.engine import data
+from ddspcli import runtime, storage
+from ddspcli.engine import data, tflite_export
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
-from ddspcli.errors import OutputError
+from ddspcli.errors import DdspWarning, ModelError, OutputError
+from ddspcli.runtime import source
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -50,7 +54,48 @@ def export_model(
 
             shutil.copy(Path(run) / latent.MIXTURE_FILE, tmp / latent.MIXTURE_FILE)
         _write_json(tmp / model_lib.MODEL_JSON, info)
+        write_runtime_files(tmp, loaded.model)
     return info
+
+
+def write_runtime_files(folder: str | Path, model=None) -> dict | None:
+    """The runtime's files (`tflite_export.write_runtime_files`: ``decoder.tflite``,
+    ``runtime.json``, ...) for the model folder `folder`, written into it, with the checkpoint
+    they come from recorded (`runtime.source`). ``model.json``, ``config.gin`` and the
+    checkpoint must be there already.
+
+    Args:
+        model: the folder's `model.Autoencoder` with its weights (default: loaded from it).
+    Returns:
+        the ``runtime.json`` written, or None (with a `DdspWarning`) for a model the runtime
+        cannot render or a remote folder: it then plays only where TensorFlow is installed.
+    """
+    if storage.is_remote(str(folder)):
+        warnings.warn(f"{folder}: runtime files are written to local folders only; "
+                      "`ddsp models export` it to a local folder", DdspWarning, stacklevel=2)
+        return None
+    folder = Path(folder)
+    info = json.loads((folder / model_lib.MODEL_JSON).read_text())
+    m = model if model is not None else model_lib.load_model_dir(str(folder)).model
+    try:
+        tflite_export.write_runtime_files(m, folder)
+    except ModelError as err:
+        warnings.warn(f"{folder}: no runtime files ({err}); it plays only where TensorFlow is "
+                      "installed", DdspWarning, stacklevel=2)  # fmt: skip
+        return None
+    return source.record(folder, info, folder / runtime.RUNTIME_JSON)
+
+
+def refresh_runtime_files(folder: str | Path) -> dict | None:
+    """`write_runtime_files` unless the folder's runtime files are current (a finished run
+    rerun: nothing to do). Returns the ``runtime.json`` written, or None."""
+    path = Path(folder)
+    if (path / runtime.RUNTIME_JSON).is_file() and not storage.is_remote(str(folder)):
+        info = json.loads((path / model_lib.MODEL_JSON).read_text())
+        with contextlib.suppress(ModelError):
+            if source.is_current(path, info, runtime.read_description(path)):
+                return None
+    return write_runtime_files(folder)
 
 
 def write_checkpoint(model, prefix: Path, dest: str | Path) -> None:
