@@ -68,6 +68,32 @@ def build_command():
     return command
 
 
+def _internal_error(err: Exception) -> int:
+    """A bug: one line (the traceback with ``-v``), exit 1."""
+    if ui.state.verbosity >= ui.VERBOSE:
+        raise err
+    ui.error(f"internal error: {type(err).__name__}: {err} (rerun with -v for a traceback)")
+    return EXIT_INTERNAL
+
+
+def _cache_error(err: OSError):
+    """The model cache (``$DDSP_HOME``) cannot be used: a `ModelError` saying why and what to
+    do, or None when `err` is about another path. Every command's cache writes (downloads,
+    locks, imported and converted models) end here, wherever they happen."""
+    import os
+
+    from ddspcli import pretrained, storage
+    from ddspcli.errors import ModelError
+
+    root = os.path.abspath(pretrained.cache_root())
+    names = [os.path.abspath(n) for n in (err.filename, err.filename2) if isinstance(n, str)]
+    if not any(n == root or n.startswith(root + os.sep) for n in names):
+        return None
+    reason = storage.output_error(root, err).args[0].split(": ", 1)[-1]
+    return ModelError(f"cannot use the model cache {root} ({reason}); set DDSP_HOME to a "
+                      "folder this user can write, or unset it")  # fmt: skip
+
+
 def _unbounded(descriptor):
     """A copy of Typer's type descriptor of an option without its min and max (shared by
     every command using the same option alias: copied, never changed)."""
@@ -130,11 +156,14 @@ def run(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt as err:
         return _interrupted_code(err)
+    except OSError as err:
+        cache = _cache_error(err)
+        if cache is None:
+            return _internal_error(err)
+        ui.error(str(cache))
+        return cache.exit_code
     except Exception as err:  # a bug: say so in one line, traceback with --verbose
-        if ui.state.verbosity >= ui.VERBOSE:
-            raise
-        ui.error(f"internal error: {type(err).__name__}: {err} (rerun with -v for a traceback)")
-        return EXIT_INTERNAL
+        return _internal_error(err)
 
 
 class _StoppedError(Exception):

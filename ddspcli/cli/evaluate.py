@@ -47,10 +47,11 @@ def eval_command(
         storage.check_output(plot, force=force)
     results = []
     total = evaluate.count_examples(data_dir, split, None, max_examples) * len(models)
+    loaded_models = [(model_lib.load_model_dir(folder), name) for folder, name in folders]
+    for loaded, name in loaded_models:  # every model checked before any is scored
+        evaluate.check_rate(loaded, name, data_dir, info)
     with ui.CountProgress("eval", total) as bar:
-        for folder, name in folders:
-            loaded = model_lib.load_model_dir(folder)
-            evaluate.check_rate(loaded, name, data_dir, info)
+        for loaded, name in loaded_models:
             scores = evaluate.evaluate(loaded, data_dir, weights, split, None, max_examples,
                                        progress=lambda n, m=name: bar.advance(n, m))  # fmt: skip
             results.append((name, loaded, scores))

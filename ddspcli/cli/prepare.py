@@ -98,6 +98,8 @@ def prepare_command(
     files = audio.find_audio(inputs)
     storage.check_output_folder(output, [*files, *inputs])
     prepare.check_outdir(output, force)
+    with usage_errors():
+        beam_args = shlex.split(beam_options)
     with ui.DownloadProgress() as download:
         weights = pitch_weights(feature_settings.pitch_model, download)
     workers = workers or max(1, (os.cpu_count() or 1) // 2)
@@ -112,7 +114,7 @@ def prepare_command(
 
         info, records = prepare.prepare(
             files, output, str(weights), settings, runner=runner.value, workers=workers,
-            beam_options=shlex.split(beam_options), scheduler=scheduler,
+            beam_options=beam_args, scheduler=scheduler,
             scheduler_timeout_s=scheduler_timeout, force=force, on_file=on_file,
         )  # fmt: skip
     summary = prepare.report(info, records)

@@ -174,13 +174,21 @@ def _audio_and_dry(out: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def check_rate(loaded, name: str, data_dir: str, info: dict) -> None:
-    """A model scores only data prepared at its own sample rate (`InputError` otherwise)."""
+    """A model scores only data prepared at its own sample and frame rates (`InputError`
+    otherwise: a ``--preset vst`` dataset has 50 frames/s, the default models 250)."""
     from ddspcli.errors import InputError
 
     if int(loaded.info["sample_rate"]) != int(info["sample_rate"]):
         raise InputError(
             f"{name} works at {loaded.info['sample_rate']} Hz but {data_dir} holds "
             f"{info['sample_rate']} Hz audio; evaluate it on data prepared at its rate"
+        )
+    want, have = int(loaded.model.frame_rate), int(info.get("frame_rate", -1))
+    if want != have:
+        raise InputError(
+            f"{name} works at {want} frames/s but {data_dir} was prepared at {have} frames/s"
+            + (" (--preset vst)" if have == 50 else "")
+            + "; evaluate it on data prepared with the model's settings"
         )
 
 

@@ -15,6 +15,7 @@ Two phases:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ import numpy as np
 
 from ddspcli import __version__, choices, storage
 from ddspcli.engine import audio, cluster, data, features
-from ddspcli.errors import DdspError, OutputError, RunError
+from ddspcli.errors import DdspError, OutputError, RunError, UsageError
 
 CACHE_DIR = ".cache/features"
 RECORDS_DIR = ".cache/records"
@@ -182,6 +183,31 @@ def run_features_beam(
         if client is not None:
             client.close()
     return [json.loads(storage.read_text(_record_path(outdir, p))) for p in files]
+
+
+def check_beam_options(beam_options: list[str]) -> None:
+    """Fail before any work on options Beam cannot run: an unknown ``--runner`` (Beam's own
+    list in the message), or Beam's ``DaskRunner`` named directly (it needs the cluster
+    set-up `--runner dask` does).
+
+    Raises:
+        UsageError: naming the option (exit 2). RunError: Beam is not installed.
+    """
+    _, PipelineOptions = _import_beam()
+    from apache_beam.runners import runner as beam_runner
+
+    try:
+        name = PipelineOptions(beam_options).get_all_options().get("runner")
+    except ValueError as err:
+        raise UsageError(f"--beam-options: {err}") from None
+    if name and name.split(".")[-1] == "DaskRunner":
+        raise UsageError("--beam-options --runner=DaskRunner: use ddsp's --runner dask "
+                         "--scheduler ADDRESS, which sets the Dask runner up")  # fmt: skip
+    try:
+        if name:
+            beam_runner.create_runner(name)
+    except (ValueError, ImportError) as err:  # unknown, or its extra is not installed
+        raise UsageError(f"--beam-options --runner={name}: {err}") from None
 
 
 def _import_beam():
@@ -384,12 +410,15 @@ def _write_json(path: str, payload: dict) -> None:
     storage.write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
-def check_outdir(outdir: str | Path, force: bool) -> None:
-    """A finished dataset is not overwritten without `force`; an interrupted one is resumed."""
+def check_outdir(outdir: str | Path, force: bool, *, create: bool = False) -> None:
+    """A finished dataset is not overwritten without `force`; an interrupted one is resumed.
+    The folder is created only with `create` (when the work starts)."""
     if storage.exists(outdir) and not storage.isdir(outdir):
         raise OutputError(f"{outdir} exists and is not a folder")
     if storage.exists(storage.join(outdir, data.DATASET_JSON)) and not force:
         raise OutputError(f"{outdir} already holds a prepared dataset; pass --force to redo it")
+    if not create:
+        return
     try:
         storage.makedirs(outdir)
     except OSError as err:
@@ -419,13 +448,39 @@ def prepare(
     settings = settings or PrepareSettings()
     settings.features.validate()
     outdir = os.fspath(outdir)
-    check_outdir(outdir, force)
-    if runner == "dask":  # before anything is removed: a bad cluster changes nothing
+    if runner == "beam":
+        check_beam_options(beam_options or [])
+    if runner == "dask":  # before anything is written: a bad cluster changes nothing
         if not scheduler:
             raise ValueError("--runner dask needs --scheduler ADDRESS (tcp://host:8786)")
         cluster.check_scheduler(scheduler, scheduler_timeout_s, __version__)
         beam_options = [*cluster.beam_options(scheduler, scheduler_timeout_s),
                         *(beam_options or [])]  # fmt: skip
+    created = not storage.exists(outdir)
+    check_outdir(outdir, force, create=True)
+    try:
+        return _prepare_in(files, outdir, weights, settings, runner, workers, beam_options,
+                           on_file)  # fmt: skip
+    except BaseException:
+        if created:
+            _remove_if_empty(outdir)
+        raise
+
+
+def _remove_if_empty(outdir: str) -> None:
+    """Remove the output folder a failed run created, if nothing but its empty folders (the
+    feature cache's) is in it: a cache with features in it is kept for the rerun."""
+    if storage.is_remote(outdir):
+        return
+    for top, _, files in os.walk(outdir, topdown=False):
+        if files:
+            return
+        with contextlib.suppress(OSError):
+            os.rmdir(top)
+
+
+def _prepare_in(files, outdir, weights, settings, runner, workers, beam_options, on_file):
+    """`prepare` once `outdir` exists and the runner was checked."""
     storage.remove(storage.join(outdir, data.DATASET_JSON))  # written last: absent = unfinished
     files = list(files)
     args = (files, str(weights), settings.features, outdir)

@@ -20,6 +20,7 @@ stops after the same step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -517,6 +518,7 @@ def open_run(
         for name in (STATE_JSON, TRAIN_JSON, model_lib.MODEL_JSON, model_lib.CONFIG_GIN):
             (run / name).unlink(missing_ok=True)
     resumed = folder.exists() and not (force and not chief)
+    written: list[Path] = []
     if resumed:
         config = (run / model_lib.CONFIG_GIN).read_text()
         train_json = _read_json(run / TRAIN_JSON)
@@ -535,11 +537,13 @@ def open_run(
         if variant == choices.Variant.VST.value:  # before any file is written
             check_variant_data(variant, data.read_info(data_dir), data_dir)
         if chief:
-            _prepare_run_folder(run, data_dir, config, settings, variant)
+            written = _prepare_run_folder(run, data_dir, config, settings, variant)
     try:
         seed_process(settings.seed)
         trainer = Trainer(run, data_dir, config, settings, variant)
     except ValueError as err:  # gin's errors are ValueErrors too
+        if not resumed and chief:  # a corrected command must not resume the mistake
+            _undo_run_folder(run, written)
         raise InputError(f"bad model configuration: {err}") from None
     if resumed:
         model_info = folder.path / model_lib.MODEL_JSON
@@ -553,7 +557,12 @@ def open_run(
 
 def _prepare_run_folder(
     run: Path, data_dir: str, config: str, settings: TrainSettings, variant: str
-) -> None:
+) -> list[Path]:
+    """Write a new run's configuration; returns what was created (for `_undo_run_folder`)."""
+    data_info = data.read_info(data_dir)  # a missing or empty dataset fails before any write
+    if not data_info["splits"].get("train", {}).get("examples"):
+        raise InputError(f"{data_dir} has no training examples; prepare more audio")
+    created = [] if run.exists() else [run]
     try:
         run.mkdir(parents=True, exist_ok=True)
         probe = run / f".write-test-{uuid.uuid4().hex[:8]}"
@@ -561,14 +570,27 @@ def _prepare_run_folder(
         probe.unlink()
     except OSError as err:
         raise OutputError(f"cannot write to {run}: {err.strerror or err}") from None
-    data_info = data.read_info(data_dir)  # a missing or empty dataset fails before any write
-    if not data_info["splits"].get("train", {}).get("examples"):
-        raise InputError(f"{data_dir} has no training examples; prepare more audio")
     storage.write_text(run / model_lib.CONFIG_GIN, config)
+    created.append(run / model_lib.CONFIG_GIN)
     stats = storage.join(data_dir, data.STATISTICS_JSON)
     if storage.exists(stats):
         storage.write_text(run / data.STATISTICS_JSON, storage.read_text(stats))
+        created.append(run / data.STATISTICS_JSON)
     _write_json(run / TRAIN_JSON, {**asdict(settings), "variant": variant, "data": data_dir})
+    created.append(run / TRAIN_JSON)
+    return created
+
+
+def _undo_run_folder(run: Path, created: list[Path]) -> None:
+    """Remove what `_prepare_run_folder` created (files, then the folder if it made it and
+    nothing else is in it: logs a failed start wrote go too)."""
+    for path in reversed(created):
+        if path == run:
+            shutil.rmtree(run / "logs", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                run.rmdir()
+        else:
+            path.unlink(missing_ok=True)
 
 
 class StopFlag:
