@@ -219,8 +219,18 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes, *, force: bool) -> No
 
 
 def write_stdout(data: bytes) -> None:
-    """Write `data` to stdout and flush (`BrokenPipeError` when the reader has gone)."""
-    sys.stdout.buffer.write(data)
+    """Write `data` to stdout and flush (`BrokenPipeError` when the reader has gone).
+
+    A large write into a pipe whose reader leaves midway (``| head -c 100``) is taken in part
+    and its count returned, without an error: the rest is written until it all went or the
+    pipe says it is broken, so a cut output is never reported as complete.
+    """
+    view = memoryview(data)
+    while view:
+        written = sys.stdout.buffer.write(view)
+        if not written:
+            raise BrokenPipeError("stdout took no more bytes")
+        view = view[written:]
     sys.stdout.buffer.flush()
 
 
