@@ -119,19 +119,19 @@ def spectral(a: np.ndarray, b: np.ndarray) -> float:
                           for s in starts]))  # fmt: skip
 
 
-def analyse_room(work: Path, name: str) -> dict:
-    """The figures of one room (its run must exist)."""
+def analyse_room(work: Path, name: str, run: str = "run") -> dict:
+    """The figures of one room (``WORK/<name>/<run>`` must exist)."""
     from ddspcli.engine import model as model_lib
 
     folder = work / name
     truth = true_ir(name)
-    loaded = model_lib.load_model_dir(str(folder / "run"))
+    loaded = model_lib.load_model_dir(str(folder / run))
     learned = loaded.model.reverb
     ir = learned.impulse_response()
-    out = folder / "heldout.resynth.dry.wav"
-    common = ["--model", str(folder / "run"), "--no-auto-adjust", "--force"]
+    out = folder / f"heldout.{run}.dry.wav"
+    common = ["--model", str(folder / run), "--no-auto-adjust", "--force"]
     ddsp("transfer", str(folder / "heldout.wet.wav"), "-o", str(out), "--no-reverb", *common)
-    wet_out = folder / "heldout.resynth.wet.wav"
+    wet_out = folder / f"heldout.{run}.wet.wav"
     ddsp("transfer", str(folder / "heldout.wet.wav"), "-o", str(wet_out), *common)
     dry, _ = sf.read(folder / "heldout.dry.wav", dtype="float32")
     wet, _ = sf.read(folder / "heldout.wet.wav", dtype="float32")
@@ -141,8 +141,9 @@ def analyse_room(work: Path, name: str) -> dict:
     index = [acoustics.SYNTH_BANDS_HZ.index(b) for b in bands]
     summary = learned.summary()
     return {
-        "room": name,
+        "room": name if run == "run" else f"{name} ({run})",
         "steps": loaded.info.get("steps"),
+        "checkpoint": loaded.info.get("checkpoint"),  # the best by eval loss (held-out wet)
         "bands_hz": bands,
         "true_rt60_param_s": [ROOMS[name]["rt60_s"][i] for i in index],
         "true_rt60_t30_s": acoustics.rt60(truth, SR).tolist(),
@@ -172,12 +173,14 @@ def table(rows: list[dict]) -> str:
                          f"{r['true_rt60_param_s'][i]:.2f} / {t:.2f} | "
                          f"{r['learned_rt60_param_s'][i]:.2f} / {lt:.2f} | "
                          f"{100 * (lt / t - 1):+.0f}% |")  # fmt: skip
-    lines += ["", "| room | steps | DRR true / learned (dB) | dry resynth vs dry | vs wet | "
-              "margin | dry vs wet originals | wet resynth vs wet | dry/wet of resynth (dB) |",
+    lines += ["", "| room | steps (checkpoint) | DRR true / learned (dB) | dry resynth vs dry | "
+              "vs wet | margin | dry vs wet originals | wet resynth vs wet | "
+              "dry/wet of resynth (dB) |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         margin = r["loss_dry_resynth_vs_wet"] - r["loss_dry_resynth_vs_dry"]
-        lines.append(f"| {r['room']} | {r['steps']} | {r['true_drr_db']:.1f} / "
+        ckpt = str(r["checkpoint"]).split("/")[-2] if r["checkpoint"] else "?"
+        lines.append(f"| {r['room']} | {r['steps']} ({ckpt}) | {r['true_drr_db']:.1f} / "
                      f"{r['learned_drr_db']:.1f} | {r['loss_dry_resynth_vs_dry']:.3f} | "
                      f"{r['loss_dry_resynth_vs_wet']:.3f} | {margin:+.3f} | "
                      f"{r['loss_dry_vs_wet_originals']:.3f} | "
@@ -191,6 +194,7 @@ def main() -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rooms", nargs="+", default=list(ROOMS), choices=list(ROOMS))
+    parser.add_argument("--run", default="run", help="run folder inside each room's folder")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.step == "data":
@@ -198,10 +202,10 @@ def main() -> None:
     elif args.step == "fit":
         fit(args.work, args.steps, args.rooms)
     else:
-        rows = [analyse_room(args.work, name) for name in args.rooms]
+        rows = [analyse_room(args.work, name, args.run) for name in args.rooms]
         print(table(rows))
         if args.json:
-            (args.work / "known_room.json").write_text(json.dumps(rows, indent=1))
+            (args.work / f"known_room.{args.run}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
