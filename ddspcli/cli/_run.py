@@ -63,9 +63,19 @@ def build_command():
         group = stack.pop()
         for sub in getattr(group, "commands", {}).values():
             stack.append(sub)
+            sub.help = reflow(sub.help)
             if sub.callback is not None:
                 checked(sub)
     return command
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring's help with each paragraph on one line, so that the terminal wraps it at
+    its own width (the source's line breaks, at 95 columns, re-wrapped raggedly at 80)."""
+    if not text:
+        return text
+    paragraphs = [" ".join(p.split()) for p in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 def _internal_error(err: Exception) -> int:

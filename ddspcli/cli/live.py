@@ -83,8 +83,9 @@ def live_command(
 
     Example: [bold]ddsp live -m violin[/bold] (default input -> default output);
     [bold]arecord -f FLOAT_LE -r 16000 -t wav - | ddsp live -m violin -i - -o - | aplay[/bold].
-    Ctrl-C stops (a file output is completed, exit 130). Blocks are processed causally with
-    the state carried, so a file gives exactly what a device run would.
+    Ctrl-C stops (a file output and --stats-json are completed, exit 130), SIGTERM too (exit
+    143). Blocks are processed causally with the state carried, so a file gives exactly what
+    a device run would.
     """
     from ddspcli import storage
     from ddspcli.engine import audio, live, liveio

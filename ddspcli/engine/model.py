@@ -307,6 +307,16 @@ def build_model(config: str, **overrides: object) -> Autoencoder:
     return Autoencoder(**overrides)
 
 
+def _without_tf_internals(message: str) -> str:
+    """The first line of a TensorFlow error without its op and device decorations
+    (``{{function_node __wrapped__RestoreV2...}}``, ``[Op:RestoreV2]``)."""
+    import re
+
+    first = message.splitlines()[0] if message else ""
+    first = re.sub(r"\{\{[^}]*\}\}\s*", "", first)
+    return re.sub(r"\s*\[Op:[^\]]*\]", "", first).strip()
+
+
 @dataclass
 class LoadedModel:
     """A model directory, rebuilt: the module and the JSON next to it."""
@@ -338,7 +348,7 @@ def load_model_dir(path: str) -> LoadedModel:
             prefix
         ).assert_existing_objects_matched().expect_partial()
     except Exception as err:  # a damaged file can fail in any layer of the reader
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = _without_tf_internals(str(err)) or type(err).__name__
         raise ModelError(
             f"{path}: checkpoint {info['checkpoint']} is unreadable: {message}"
         ) from None
