@@ -514,9 +514,11 @@ def pull(spec: ModelSpec, progress: Progress | None = None, retries: int = 2) ->
             if path.is_file() and storage.sha256_of(path) == file.sha256:
                 continue
             if offline() and not any(s.startswith(("file://", "bundled:")) for s in file.sources):
+                state = ("is damaged in the cache (" + str(path) + " does not match its sha256)"
+                         if path.is_file() else f"is not in the cache ({folder})")  # fmt: skip
                 raise ModelError(
-                    f"model {spec.name} is not in the cache ({folder}) and DDSP_OFFLINE=1 "
-                    f"forbids downloading it; run `ddsp models pull {spec.name}` online"
+                    f"model {spec.name} {state} and DDSP_OFFLINE=1 forbids downloading it; "
+                    f"run `ddsp models pull {spec.name}` online"
                 )
             folder.mkdir(parents=True, exist_ok=True)
             _fetch_file(spec, file, folder, progress, retries)
