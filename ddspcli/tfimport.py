@@ -84,8 +84,14 @@ def import_quietly() -> None:
 
 
 def available() -> bool:
-    """Whether TensorFlow is installed (without importing it)."""
-    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+    """Whether TensorFlow is installed (without importing it); False also where it is blocked
+    (``sys.modules["tensorflow"] = None``, as the tests simulate a light install)."""
+    if sys.modules.get("tensorflow") is not None:
+        return True
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # blocked: its sys.modules entry is None
+        return False
 
 
 def engine_module(name: str) -> ModuleType:
