@@ -55,7 +55,10 @@ def models_list(
 def models_pull(
     names: Annotated[list[str], typer.Argument(help="Model names (see `ddsp models list`).")],
 ) -> None:
-    """Download models into the cache (verified by sha256; resumable; safe to run twice)."""
+    """Download models into the cache (verified by sha256; resumable; safe to run twice).
+
+    CREPE full has no .tflite to download: the first pull converts one from its checkpoint
+    (once, where TensorFlow is installed), with its sha256 recorded beside it."""
     from ddspcli import pretrained
 
     specs = [pretrained.get_spec(name) for name in names]
@@ -63,6 +66,22 @@ def models_pull(
         for spec in specs:
             folder = pretrained.pull(spec, progress)
             ui.info(f"[green]ok[/green] {spec.name} -> {folder}")
+            if spec.kind == "pitch":
+                _pitch_tracker_file(spec.name.removeprefix("crepe-"), progress)
+
+
+def _pitch_tracker_file(model: str, progress: ui.DownloadProgress) -> None:
+    """CREPE as the runtime's .tflite (crepe-full's is converted once, where TensorFlow is
+    installed; without it a warning says how to get it, the checkpoint stays pulled)."""
+    from ddspcli import instrument
+    from ddspcli.errors import ModelError
+
+    try:
+        path = instrument.pitch_tracker_file(model, progress)
+    except ModelError as err:
+        ui.warn(f"crepe-{model}: {err}; the runtime (transfer, live) cannot use it until then")
+        return
+    ui.info(f"[green]ok[/green] crepe-{model} for the runtime -> {path}")
 
 
 @models_app.command("verify")
