@@ -172,9 +172,9 @@ def runtime_folder(
     dest = pretrained.cache_root() / "runtime" / source.checkpoint_key(folder, info)[:16]
     with _locked(dest):
         if not (dest / runtime.RUNTIME_JSON).is_file():
-            _message(progress, f"converting {folder} for the runtime (once; it has {what}) "
+            _convert(folder, info, dest)  # said after: a failed one is its error line alone
+            _message(progress, f"converted {folder} for the runtime (once; it has {what}) "
                                f"into {dest}")  # fmt: skip
-            _convert(folder, info, dest)
     return dest
 
 
@@ -376,6 +376,7 @@ class Instrument:
         seed: int = 0,
         block_s: float = DEFAULT_BLOCK_S,
         n_samples: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Audio for (adjusted) features, streamed in blocks of `block_s` seconds (equal to a
         one-shot render; see `ddspcli.runtime`).
@@ -387,13 +388,14 @@ class Instrument:
                 they sum to ``audio``.
             reverb: False renders the dry mix. seed: noise seed.
             n_samples: cut every part to this many samples (default ``t * hop``).
+            progress: called with the frames of each block rendered.
         Returns:
             float32 ``[n_samples]`` arrays at `sample_rate` (Hz).
         """
         block = max(1, round(block_s * self.frame_rate))
         out = self.runtime.render(
             features["f0_hz"], features["loudness_db"], features.get("audio"), z=features.get("z"),
-            seed=seed, reverb=reverb, block_frames=block, stems=stems,
+            seed=seed, reverb=reverb, block_frames=block, stems=stems, progress=progress,
         )  # fmt: skip
         if n_samples is not None:
             out = {k: v[:n_samples] for k, v in out.items()}

@@ -64,6 +64,20 @@ def resolve_model(model: str, progress: ui.DownloadProgress) -> tuple[str, str]:
     return str(resolved.folder), resolved.name
 
 
+def open_instrument(model: str, progress: ui.DownloadProgress, **options: object):
+    """``--model`` -> a `ddspcli.instrument.Instrument` (`Instrument.open` with `options`: the
+    pitch tracker and its hop), its files and an imported checkpoint's protected as inputs of
+    the run; settings the model cannot use are usage errors."""
+    from ddspcli.instrument import Instrument
+
+    with usage_errors():
+        player = Instrument.open(model, progress=progress, **options)
+    for folder in (player.imported_from, player.folder):
+        if folder is not None:
+            _protect_model(folder)
+    return player
+
+
 def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
     """Resolve ``crepe-<model>`` through the manifest (downloading if needed) to a file."""
     from ddspcli import pretrained

@@ -21,8 +21,7 @@ from ddspcli.cli._common import (
     SampleRateOpt,
     SemitonesOpt,
     emit_json,
-    pitch_weights,
-    resolve_model,
+    open_instrument,
     stdout_conflict,
     usage_errors,
 )
@@ -93,7 +92,6 @@ def transfer_command(
     from ddspcli import storage
     from ddspcli.engine import adjust as adjust_lib
     from ddspcli.engine import audio, features, transfer
-    from ddspcli.engine import model as model_lib
 
     stdout_conflict(json_out, output)
     files = audio.find_audio(inputs) if inputs else []
@@ -103,16 +101,13 @@ def transfer_command(
         transfer.check_job_options(files, features_in, output, save_features, plot)
     storage.protect_inputs([*files, *([features_in] if features_in else [])])
     with ui.DownloadProgress() as progress:
-        model_dir, name = resolve_model(model, progress)
-        loaded = model_lib.load_model_dir(model_dir)
-        with usage_errors():
-            fsettings = transfer.feature_settings(loaded.info, pitch_model.value, pitch_hop_ms)
+        player = open_instrument(model, progress, pitch_model=pitch_model.value,
+                                 pitch_hop_ms=pitch_hop_ms, load_pitch=not features_in)  # fmt: skip
         jobs = transfer.plan_jobs(
-            files, name, features_in=features_in, output=output, out_dir=out_dir,
+            files, player.name, features_in=features_in, output=output, out_dir=out_dir,
             save_features=save_features, plot=plot, stems_dir=stems,
         )  # fmt: skip
-        transfer.check_outputs(jobs, name, out_dir, force=force)
-        weights = None if features_in else str(pitch_weights(fsettings.pitch_model, progress))
+        transfer.check_outputs(jobs, player.name, out_dir, force=force)
     adjustments = adjust_lib.Adjustments(
         auto=auto_adjust, quiet_db=quiet_db, octaves=octave, semitones=semitones,
         loudness_shift_db=loudness_shift, autotune=autotune, note_confidence=note_confidence,
@@ -133,7 +128,7 @@ def transfer_command(
             bar.set_total(total)
             return bar.advance
 
-        pipeline = transfer.Pipeline(loaded, name, fsettings, adjustments, rsettings, weights)
+        pipeline = transfer.Pipeline(player, player.name, adjustments, rsettings)
         summaries = transfer.run_jobs(jobs, pipeline, force=force, progress=sized, on_done=done)
     if json_out:
         emit_json(summaries)

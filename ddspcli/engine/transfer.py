@@ -129,7 +129,9 @@ def render(
     parts: tuple[str, ...] = (),
     progress=None,
 ) -> dict[str, np.ndarray]:
-    """Model audio for adjusted features: ``{"audio": [n]}`` plus any of `PART_NAMES`.
+    """The TensorFlow render of adjusted features (`streaming.StreamRenderer`: the reference
+    the runtime is checked against, and the path of tools that hold a `LoadedModel`):
+    ``{"audio": [n]}`` plus any of `PART_NAMES`.
 
     ``audio`` is the final mix (dry when ``settings.reverb`` is off); ``reverb`` is the wet
     part alone, so ``harmonic + noise + reverb == audio``.
@@ -188,6 +190,10 @@ def check_job_options(
         raise ValueError(
             "-o, --plot, --save-features and --features take one input; use --out-dir for several"
         )
+    if output is not None:
+        from ddspcli.engine import audio
+
+        audio.output_format(output)  # `-o out.csv`: refused before any model is fetched
 
 
 def plan_jobs(
@@ -257,14 +263,22 @@ def check_render_outputs(
 
 @dataclass(frozen=True)
 class Pipeline:
-    """What every job of one `ddsp transfer` run shares: the model and how it is driven."""
+    """What every job of one `ddsp transfer` run shares: the model and how it is driven.
 
-    loaded: object  # model.LoadedModel
+    `player` is a `ddspcli.instrument.Instrument` (or anything with its `statistics`,
+    `sample_rate`, `has_z`, `tracker()`, `stem_names()` and `render()`): the LiteRT runtime,
+    no TensorFlow. Its `feature_settings` (the model's definition with the chosen tracker)
+    are `fsettings`.
+    """
+
+    player: object
     model_name: str
-    fsettings: object  # features.FeatureSettings of the model, with the chosen tracker
     adjustments: Adjustments
     rsettings: RenderSettings
-    weights_path: str | None  # the CREPE checkpoint (None with --features)
+
+    @property
+    def fsettings(self):
+        return self.player.feature_settings
 
 
 def run_jobs(
@@ -330,16 +344,15 @@ def run_job(
     from ddspcli.errors import InputError
 
     start = time.perf_counter()
-    loaded, model_name, fsettings = pipeline.loaded, pipeline.model_name, pipeline.fsettings
-    adjustments, rsettings, weights_path = (pipeline.adjustments, pipeline.rsettings,
-                                            pipeline.weights_path)  # fmt: skip
+    player, model_name, fsettings = pipeline.player, pipeline.model_name, pipeline.fsettings
+    adjustments, rsettings = pipeline.adjustments, pipeline.rsettings
     advance = advance or (lambda n, stage: None)
     label = (job.source or job.features_in).rsplit("/", 1)[-1]
     sr, hop = fsettings.sample_rate, fsettings.hop
     samples = stdin
     if samples is None and job.source is not None:
         samples = audio_io.read_audio(job.source, sr)[0]
-    if loaded.model.encoder is not None and samples is None:
+    if player.has_z and samples is None:
         raise InputError("this model has a z encoder (trained with --z): give the audio too")
     cost = FEATURE_COST.get(fsettings.pitch_model, 1.0)
     meta: dict = {}
@@ -353,18 +366,15 @@ def run_job(
         advance(cost * len(feats["f0_hz"]), f"{label}: features read")
     else:
         feats = features_lib.compute_features(
-            samples, weights_path, fsettings, lambda n: advance(cost * n, f"{label}: features")
+            samples, player.tracker(), fsettings, lambda n: advance(cost * n, f"{label}: features")
         )
     n_frames = len(feats["f0_hz"])
     n_samples = (
         len(samples) if samples is not None else int(meta.get("n_samples", (n_frames - 1) * hop))
     )
-    adjusted, report = adjust(
-        feats, loaded.statistics, adjustments, f0_limits(loaded.model.sample_rate)
-    )
+    adjusted, report = adjust(feats, player.statistics, adjustments, f0_limits(player.sample_rate))
     warnings = []
-    parts = PART_NAMES if rsettings.reverb and loaded.model.reverb is not None else PART_NAMES[:2]
-    parts = parts if job.stems_dir else ()
+    parts = player.stem_names(rsettings.reverb) if job.stems_dir else ()
     if not adjusted["notes"].any():
         warnings.append(
             f"{job.source or job.features_in}: no notes found (no frame with pitch confidence "
@@ -374,10 +384,12 @@ def run_job(
         rendered = {p: np.zeros(n_frames * hop, np.float32) for p in ("audio", *parts)}
         advance(RENDER_COST * n_frames, f"{label}: silent")
     else:
-        rendered = render(
-            loaded, adjusted, samples, rsettings, parts,
-            lambda n: advance(RENDER_COST * n, f"{label}: synthesis"),
+        rendered = player.render(
+            {**adjusted, "audio": samples}, stems=bool(parts), reverb=rsettings.reverb,
+            seed=rsettings.seed, block_s=rsettings.block_s,
+            progress=lambda n: advance(RENDER_COST * n, f"{label}: synthesis"),
         )  # fmt: skip
+        rendered = {k: rendered[k] for k in ("audio", *parts)}
     rendered = {k: v[:n_samples] for k, v in rendered.items()}
     targets = {"audio": job.output, **stem_paths(job, model_name, parts)}
     gain, out_rate = write_rendered(rendered, targets, sr, rsettings, force=force)

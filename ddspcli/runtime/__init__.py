@@ -18,7 +18,7 @@ float32 rounding (`tests/test_runtime.py` states the tolerances).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,7 @@ class Runtime:
         reverb: bool = True,
         block_frames: int = DEFAULT_BLOCK_FRAMES,
         stems: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Render a whole input, block by block, as `engine.transfer.render` does.
 
@@ -124,6 +125,7 @@ class Runtime:
                 its own (padded to `block_frames` like TensorFlow's renderer, so use the same
                 value to get the same z).
             stems: also return ``harmonic``, ``noise`` and ``reverb`` (wet part only).
+            progress: called with the frames of each block once it is rendered.
         Returns:
             ``{"audio": float32 [t * hop], ...stems}``.
         """
@@ -139,6 +141,8 @@ class Runtime:
                 z=None if z is None else np.asarray(z, np.float32)[first : first + count],
                 z_frames=block,
             ))  # fmt: skip
+            if progress is not None:
+                progress(count)
         pieces.append(stream.finish_parts())
         out = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
         result = {"audio": out["audio"]}
