@@ -64,6 +64,7 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
     straight = ddsp(*common, "-o", str(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
     reference = json_losses(straight.stdout)
+    assert _runtime_current(tmp_path / "a")  # a finished run carries its runtime files
     # SIGTERM partway: a checkpoint at the current step, exit 130, then resume.
     command = [sys.executable, "-m", "ddspcli", *common, "-o", str(tmp_path / "b"),
                "--checkpoint-every", "1000"]  # fmt: skip
@@ -76,10 +77,12 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
     stopped = json.loads(out.splitlines()[-1])
     assert stopped["checkpoint"] and 5 <= stopped["step"] < 30
     assert "rerun the same command to resume" in err
+    assert not (tmp_path / "b" / "runtime.json").exists()  # only a finished run writes them
     resumed = ddsp(*common, "-o", str(tmp_path / "b"))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {tmp_path / 'b'} at step {stopped['step']}" in resumed.stderr
     after = json_losses(resumed.stdout)
+    assert _runtime_current(tmp_path / "b")
     tail = [s for s in after if s % 5 == 0 and s - 5 >= stopped["step"]]
     assert tail and all(after[s] == reference[s] for s in tail)  # exact, same seed
     a = tf.train.load_variable(str(tmp_path / "a" / "checkpoints" / "ckpt-00000030" / "ckpt"),
@@ -87,6 +90,16 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
     b = tf.train.load_variable(str(tmp_path / "b" / "checkpoints" / "ckpt-00000030" / "ckpt"),
                                "model/rnn/kernel/.ATTRIBUTES/VARIABLE_VALUE")  # fmt: skip
     np.testing.assert_array_equal(a, b)
+
+
+def _runtime_current(run: Path) -> bool:
+    """The run folder has runtime files for the checkpoint its model.json names."""
+    from ddspcli import runtime
+    from ddspcli.runtime import source
+
+    info = json.loads((run / "model.json").read_text())
+    return (run / "decoder.tflite").is_file() and source.is_current(
+        run, info, runtime.read_description(run)) and "source" in runtime.read_description(run)
 
 
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tones, tmp_path, monkeypatch):
@@ -175,6 +188,7 @@ def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
     )
     train.fit(trainer, lambda s: None, lambda: False)
     export = tmp_path / "models" / "tones"
+    export.parent.mkdir()  # an output folder's parent must exist
     run = ddsp("models", "export", str(tmp_path / "run"), "-o", str(export), "--name", "tones",
                "--license", "CC BY 4.0", "--attribution", "Tones by the test suite",
                "--manifest-source", "bundled:models/tones")  # fmt: skip
@@ -184,6 +198,7 @@ def test_export_is_inference_only_and_renders_the_same(tones, tmp_path):
     spec = pretrained.load_manifest([tmp_path / "manifest.toml"])["tones"]
     assert spec.bundled_dir() == export and not pretrained.verify(spec)
     assert {f.name for f in spec.files} == {p.name for p in export.iterdir()}
+    assert {"decoder.tflite", "runtime.json"} <= {f.name for f in spec.files}  # for the runtime
     assert spec.license == "CC BY 4.0" and spec.features["sample_rate"] == 16000
     # Flat (every file can be listed in a manifest), publishing fields kept, no local paths.
     assert all(p.is_file() for p in (export).iterdir())
