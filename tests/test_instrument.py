@@ -325,3 +325,32 @@ def test_crepe_full_is_converted_once_and_tracks_as_tensorflow(crepe_weights):
     ref = features.compute_features(x, crepe_tf.Crepe(pitch.load_weights(checkpoint)), settings)
     np.testing.assert_allclose(ours["f0_confidence"], ref["f0_confidence"], atol=1e-5, rtol=0)
     assert _cents(ours["f0_hz"], ref["f0_hz"]).max() < 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The same through the command line (``ddsp transfer``, which opens an `Instrument`).
+
+
+def _transfer_cli(folder: Path, out: Path, *, light: bool, home: Path):
+    args = ["transfer", str(CLIP), "--model", str(folder), "-o", str(out)]
+    code = f"import sys\nfrom ddspcli.cli import run\nsys.exit(run({args!r}))\n"
+    code = (BLOCK_TF if light else "") + code
+    return _run_python(code, {"DDSP_OFFLINE": "1", "DDSP_HOME": str(home)})
+
+
+@pytest.mark.parametrize("how", ["missing", "damaged", "shapes", "old-light"])
+def test_transfer_with_a_bad_model_folder_is_one_line_exit_5_nothing_written(
+    tmp_path, other_decoder, how
+):
+    if how == "old-light":
+        folder, says = _old_folder(tmp_path / "old"), "pip install 'ddspcli[train]'"
+    else:
+        folder = _broken(tmp_path, how, other_decoder)
+        says = {"missing": "is missing", "damaged": "is damaged", "shapes": "has shape"}[how]
+    out = tmp_path / "out.wav"
+    run = _transfer_cli(folder, out, light=how == "old-light", home=tmp_path / "home")
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == EXIT_MODEL, run.stderr
+    assert len(lines) == 1 and lines[0].startswith("ddsp: error:") and says in lines[0]
+    assert "ddsp models export" in lines[0]
+    assert not out.exists() and not (tmp_path / "home" / "runtime").exists()
