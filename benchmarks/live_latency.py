@@ -24,9 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from ddspcli import pretrained
 from ddspcli.engine import audio, live
-from ddspcli.engine import model as model_lib
+from ddspcli.instrument import Instrument
 
 MODELS = ("violin", "tenor_sax", "flute-sf", "cello-sf", "trumpet-sf")
 BLOCKS_MS = (10, 20, 40)
@@ -41,11 +40,10 @@ def test_input(data: Path, seconds: float) -> np.ndarray:
     return np.resize(x, int(seconds * 16000)).astype(np.float32)
 
 
-def run(loaded, weights: str, x: np.ndarray, block_ms: float, pitch_model: str,
-        pace: bool) -> dict:  # fmt: skip
-    settings = live.LiveSettings(block_ms=block_ms, pitch_model=pitch_model)
-    engine = live.LiveEngine(loaded, settings, weights, live.block_samples(settings,
-                                                                           loaded.model))
+def run(player: Instrument, x: np.ndarray, block_ms: float, pace: bool) -> dict:
+    settings = live.LiveSettings(block_ms=block_ms,
+                                 pitch_model=player.feature_settings.pitch_model)  # fmt: skip
+    engine = live.LiveEngine(player, settings, live.block_samples(settings, player))
     engine.warm_up()
     runner = live.BlockRunner(engine, pace=pace)
     for i in range(0, len(x), engine.block):
@@ -61,17 +59,14 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    live.single_threaded()  # as `ddsp live` does
-    weights = {m: str(next(pretrained.pull(pretrained.get_spec(f"crepe-{m}")).glob("*.pth")))
-               for m in ("tiny", "full")}  # fmt: skip
     x = test_input(args.data, args.seconds)
     rows = []
     for name in args.models.split(","):
-        loaded = model_lib.load_model_dir(pretrained.resolve_instrument(name)[0])
+        players = {m: Instrument.open(name, pitch_model=m) for m in ("tiny", "full")}
         configs = [(b, "tiny", True, x) for b in BLOCKS_MS]
         configs.append((20, "full", False, x[: int(args.full_seconds * 16000)]))
         for block_ms, pitch_model, pace, signal in configs:
-            stats = run(loaded, weights[pitch_model], signal, block_ms, pitch_model, pace)
+            stats = run(players[pitch_model], signal, block_ms, pace)
             row = {"model": name, "paced": pace, **stats}
             print(json.dumps(row), flush=True)
             rows.append(row)

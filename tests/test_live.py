@@ -13,6 +13,7 @@ import soundfile as sf
 
 from ddspcli.engine import live, liveio, streaming
 from ddspcli.engine import model as model_lib
+from ddspcli.instrument import Instrument
 
 SR = 16000
 MODELS = Path(__file__).resolve().parents[1] / "ddspcli" / "models"
@@ -23,10 +24,19 @@ def crepe_tiny():
     return str(next((MODELS / "crepe-tiny").glob("*.pth")))
 
 
+def player(folder: str | Path) -> Instrument:
+    """A model folder as the engine plays it (LiteRT runtime, CREPE tiny as .tflite)."""
+    return Instrument.open(str(folder), pitch_model="tiny")
+
+
 @pytest.fixture(scope="module")
-def reverb_model():
+def reverb_model(tmp_path_factory):
     """A small model with noise and a 0.2 s reverb (no shipped model has one), weights random
-    but fixed, and statistics so auto-adjust runs."""
+    but fixed, and statistics so auto-adjust runs: ``(TF LoadedModel, its Instrument)``, the
+    instrument playing the model's runtime files (`tflite_export.write_runtime_files`)."""
+    from ddspcli import runtime
+    from ddspcli.engine import features, tflite_export
+
     model = model_lib.build_model(
         "Autoencoder.rnn_units = 32\nAutoencoder.mlp_units = 16\nAutoencoder.mlp_layers = 1\n"
         "Autoencoder.reverb_length = 3200\nAutoencoder.n_harmonics = 20\n"
@@ -34,7 +44,13 @@ def reverb_model():
     model.reverb.ir.assign(np.exp(-np.arange(3200) / 400.0).astype(np.float32) * 0.05)
     stats = {"mean_pitch": 62.0, "loudness_quantiles": list(np.linspace(-50, -10, 11))}
     info = {"sample_rate": SR, "frame_rate": 250, "features": {}}
-    return model_lib.LoadedModel(model, info, stats, "<test>")
+    loaded = model_lib.LoadedModel(model, info, stats, "<test>")
+    folder = tmp_path_factory.mktemp("reverb_model")
+    tflite_export.write_runtime_files(loaded, folder)
+    tracker = next((MODELS / "crepe-tiny").glob("*.tflite"))
+    instrument = Instrument("reverb", folder, info, stats, runtime.load(folder),
+                            features.model_settings(info, "tiny"), tracker)  # fmt: skip
+    return loaded, instrument
 
 
 def glide(seconds: float = 3.0, f0_from: float = 180.0, f0_to: float = 360.0, gap=True):
@@ -74,16 +90,18 @@ def stream(engine: live.LiveEngine, audio: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("block_ms", [10, 20, 40])
-def test_streaming_equals_an_offline_render_of_the_causal_features(reverb_model, crepe_tiny,
-                                                                   block_ms):  # fmt: skip
+def test_streaming_equals_an_offline_render_of_the_causal_features(reverb_model, block_ms):
+    """The live engine (LiteRT + NumPy) against TensorFlow's offline render of the frames it
+    decoded: the same audio, reverb included, within 1e-5, at every block size."""
     audio, _ = glide(1.2)
     settings = live.LiveSettings(block_ms=block_ms)
-    engine = live.LiveEngine(reverb_model, settings, crepe_tiny, block_ms * SR // 1000)
+    loaded, instrument = reverb_model
+    engine = live.LiveEngine(instrument, settings, block_ms * SR // 1000)
     engine.recorded = []
     out = stream(engine, audio)
     assert len(out) == len(audio) + engine.delay
     feats = {k: np.concatenate([r[k] for r in engine.recorded]) for k in ("f0_hz", "loudness_db")}
-    offline = streaming.StreamRenderer(reverb_model.model, seed=0).render(feats)["audio"]
+    offline = streaming.StreamRenderer(loaded.model, seed=0).render(feats)["audio"]
     n = len(audio)
     np.testing.assert_allclose(out[engine.delay : engine.delay + n], offline[:n], atol=1e-5)
     assert np.abs(offline[:n]).max() > 0.01  # not a comparison of silences
@@ -99,24 +117,14 @@ def test_the_delay_is_the_shortest_that_never_runs_dry():
         assert max(shortfalls) == delay
 
 
-def test_partitioned_convolution_equals_numpy():
-    rng = np.random.default_rng(0)
-    ir = rng.standard_normal(1000)
-    x = rng.standard_normal(160 * 20)
-    conv = live.PartitionedConvolver(ir, 160)
-    out = np.concatenate([conv.process(x[i : i + 160]) for i in range(0, len(x), 160)])
-    np.testing.assert_allclose(out, np.convolve(x, ir)[: len(x)], atol=1e-4)
-
-
-def test_the_output_follows_the_input_pitch(crepe_tiny):
+def test_the_output_follows_the_input_pitch():
     """pyin (not CREPE) on input and output: within 50 cents of input x 2^(12/12) on >= 85%
     of the frames voiced in both, after the reported latency."""
     import librosa
 
-    loaded = model_lib.load_model_dir(str(MODELS / "violin"))
     audio, _ = glide(3.0, 196.0, 392.0)
     settings = live.LiveSettings(auto=False, octaves=1)
-    engine = live.LiveEngine(loaded, settings, crepe_tiny, 320)
+    engine = live.LiveEngine(player(MODELS / "violin"), settings, 320)
     out = stream(engine, audio)[engine.delay :][: len(audio)]
 
     def track(x):
@@ -132,13 +140,12 @@ def test_the_output_follows_the_input_pitch(crepe_tiny):
     assert np.mean(np.abs(cents) <= 50) >= 0.85, np.percentile(np.abs(cents), [50, 90])
 
 
-def test_no_clicks_at_block_boundaries(crepe_tiny):
+def test_no_clicks_at_block_boundaries():
     """A steady tone: sample-to-sample jumps at block boundaries are no larger than the
     largest jump elsewhere (the signal's own)."""
-    loaded = model_lib.load_model_dir(str(MODELS / "flute-sf"))
     t = np.arange(2 * SR) / SR
     audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    engine = live.LiveEngine(loaded, live.LiveSettings(auto=False), crepe_tiny, 320)
+    engine = live.LiveEngine(player(MODELS / "flute-sf"), live.LiveSettings(auto=False), 320)
     out = stream(engine, audio)[SR // 2 : 2 * SR]  # steady state
     jumps = np.abs(np.diff(out))
     at_boundary = np.zeros(len(jumps), bool)
@@ -215,8 +222,15 @@ def test_pipe_equals_file_and_bad_input_is_one_line(tmp_path, short_clip):
         bad = ddsp("live", "-m", "tenor_sax", "-i", "-", "-o", tmp_path / "x.wav", stdin=stdin)
         assert bad.returncode == EXIT_INPUT and message.encode() in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.wav").exists()
-    bad = ddsp("live", "-i", clip, "-o", tmp_path / "x.flac")
-    assert bad.returncode == EXIT_USAGE and b"WAV" in bad.stderr
+    for name in ("x.flac", "x.wav"):  # FLAC by its name (24-bit): the WAV take, quantised
+        assert ddsp("live", "-i", clip, "-o", tmp_path / name).returncode == 0
+    assert sf.info(tmp_path / "x.flac").format == "FLAC"
+    np.testing.assert_allclose(sf.read(tmp_path / "x.flac", dtype="float32")[0],
+                               np.clip(sf.read(tmp_path / "x.wav", dtype="float32")[0], -1, 1),
+                               atol=2.0**-22)  # fmt: skip
+    (tmp_path / "x.wav").unlink()
+    bad = ddsp("live", "-i", clip, "-o", tmp_path / "x.ogg")
+    assert bad.returncode == EXIT_USAGE and b"WAV or FLAC" in bad.stderr
     bad = ddsp("live", "-i", clip, "-o", tmp_path / "y.wav", "--block-ms", "10.03")
     assert bad.returncode == EXIT_USAGE and b"whole number" in bad.stderr
 
@@ -264,11 +278,12 @@ def test_a_reader_closing_stdout_and_ctrl_c(tmp_path, data_dir, short_clip):
 
 
 def test_crepe_through_tflite_equals_tensorflow(crepe_tiny):
-    from ddspcli.engine import features, pitch
+    """The shipped CREPE tiny .tflite (what live runs, in LiteRT) against the TF network."""
+    from ddspcli.engine import features
     from ddspcli.engine._tensorflow import tf
 
     crepe = features.load_tracker(crepe_tiny)
-    lite = pitch.CrepeLite(crepe)
+    lite = features.load_tracker(str(next((MODELS / "crepe-tiny").glob("*.tflite"))))
     frames = glide(0.3)[0][: 3 * 1024].reshape(3, 1024)
     for batch in (frames[:1], frames):  # the interpreter resizes between batch sizes
         np.testing.assert_allclose(lite.activations(batch),
@@ -287,3 +302,14 @@ def test_the_numpy_loudness_equals_the_engine_loudness(crepe_tiny):
     assert got.shape == expected.shape == (10,)
     np.testing.assert_allclose(got, expected, atol=1e-3)
     np.testing.assert_allclose(tracker.loudness(np.zeros(512, np.float32)), [-80.0])
+
+
+def test_live_and_transfer_share_the_runtime_convolver(reverb_model):
+    """One convolver: the live engine's reverb is the runtime's `PartitionedConvolver` (the
+    offline comparison above checks its output); live keeps none of its own."""
+    from ddspcli.runtime import synth
+
+    _, instrument = reverb_model
+    engine = live.LiveEngine(instrument, live.LiveSettings(), 320)
+    assert isinstance(engine._stream.synth.reverb, synth.PartitionedConvolver)
+    assert not hasattr(live, "PartitionedConvolver")

@@ -18,8 +18,7 @@ from ddspcli.cli._common import (
     QuietDbOpt,
     ReverbOpt,
     SemitonesOpt,
-    pitch_weights,
-    resolve_model,
+    open_instrument,
     usage_errors,
 )
 
@@ -89,7 +88,6 @@ def live_command(
     """
     from ddspcli import storage
     from ddspcli.engine import audio, live, liveio
-    from ddspcli.engine import model as model_lib
 
     if list_devices:
         for d in liveio.list_devices():
@@ -104,7 +102,6 @@ def live_command(
         ms = live.measure_round_trip(*devices, rate or 16000)
         typer.echo(f"{ms:.1f}")
         return
-    live.single_threaded()  # before the model is built: TensorFlow then starts on one thread
     if kinds["output"] == "file":
         audio.output_format(output)  # WAV or FLAC; a device or FIFO (/dev/null) gets WAV
     settings = live.LiveSettings(
@@ -122,12 +119,10 @@ def live_command(
         if target is not None:
             storage.check_output(target, force=force)
     with ui.DownloadProgress() as progress:
-        model_dir, name = resolve_model(model, progress)
-        loaded = model_lib.load_model_dir(model_dir)
-        weights = str(pitch_weights(settings.pitch_model, progress))
+        player = open_instrument(model, progress, pitch_model=settings.pitch_model, num_threads=1)
+    name = player.name
     with usage_errors():
-        engine = live.LiveEngine(loaded, settings, weights,
-                                 live.block_samples(settings, loaded.model))  # fmt: skip
+        engine = live.LiveEngine(player, settings, live.block_samples(settings, player))
     engine.warm_up()
     stats, interrupted = live.run(engine, input_, output, kinds, force=force, rate=rate,
                                   pace=pace == choices.Pace.REALTIME, seconds=seconds)  # fmt: skip

@@ -10,10 +10,13 @@ Per block of input samples (any length; the model's rate, 16 kHz):
    towards the future); loudness is A-weighted, per frame, exactly as offline.
 2. `LiveAdjuster`: note gate with hysteresis, auto-adjust from the model's statistics, shifts,
    autotune, frame by frame (see its docstring for how it differs from `transfer`).
-3. The decoder (GRU state carried) and `streaming.SynthStream` (oscillator phase and noise
-   filter overlap carried) turn the new frames into the dry samples that are now final.
+3. The instrument's runtime stream (`ddspcli.runtime.Stream`: the LiteRT decoder with its GRU
+   state carried, the NumPy synthesizers with oscillator phase and noise filter overlap
+   carried) turns the new frames into the dry samples that are now final.
+   The reverb is the runtime's too (`runtime.synth.PartitionedConvolver`, the one convolver
+   of transfer and live: no added latency, any block size).
 4. Those samples go through a FIFO primed with `delay` zeros, so every block returns exactly as
-   many samples as it took; then the reverb (uniformly partitioned convolution, tail carried).
+   many samples as it took.
 
 Every stateful step runs frame by frame or sample by sample, so the output does not depend on
 how the input was cut into blocks, except for the constant `delay` (and float rounding).
@@ -21,7 +24,6 @@ how the input was cut into blocks, except for the constant `delay` (and float ro
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +32,7 @@ import numpy as np
 
 from ddspcli import choices
 from ddspcli.engine import adjust as adjust_lib
-from ddspcli.engine import dsp, features, pitch, streaming
-from ddspcli.engine._tensorflow import tf
-from ddspcli.engine.model import LoadedModel
+from ddspcli.engine import features, pitch
 
 LOOKAHEAD = pitch.FRAME_SIZE // 2  # samples past a frame's centre that its CREPE window needs
 
@@ -79,7 +79,8 @@ class CausalFeatures:
 
     Args:
         activations: CREPE, ``[n, 1024]`` frames -> ``[n, 360]`` activations (numpy), e.g.
-            `pitch.CrepeLite.activations`. settings: the model's feature settings (16 kHz).
+            an instrument's ``tracker().activations``. settings: the model's feature
+            settings (16 kHz).
         stride: feature frames between CREPE frames.
     """
 
@@ -93,11 +94,6 @@ class CausalFeatures:
         self.activations, self.settings, self.stride = activations, settings, stride
         self.hop = settings.hop
         self.reset()
-        n_fft = settings.n_fft
-        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(
-            np.float32)  # periodic Hann, as tf.signal.stft  # fmt: skip
-        freqs = np.fft.rfftfreq(n_fft, 1.0 / settings.sample_rate)
-        self._weighting = 10.0 ** (dsp.a_weighting_db(freqs) / 10.0)
 
     def reset(self) -> None:
         """Back to sample 0 (compiled graphs kept)."""
@@ -120,18 +116,14 @@ class CausalFeatures:
         return out
 
     def loudness(self, padded: np.ndarray) -> np.ndarray:
-        """`dsp.compute_loudness` (``center=False``) in numpy: the same periodic-Hann power
-        spectrum, A-weighting, mean and dB floor, without TensorFlow's per-call overhead on a
-        few frames; for a ``power`` model (vst) `features.compute_power`'s mean square in dB.
-        ``[(k - 1) * hop + n_fft]`` samples -> ``[k]`` dB."""
+        """The offline level feature of each complete frame (`features.a_weighted_db`, or for a
+        ``power`` model (vst) `features.frame_power_db`): ``[(k - 1) * hop + n_fft]`` samples
+        -> ``[k]`` dB."""
         s = self.settings
         frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft)[:: self.hop]
         if s.loudness == choices.Loudness.POWER.value:
             return features.frame_power_db(frames, s)
-        power = np.abs(np.fft.rfft(frames * self._window, axis=-1)) ** 2
-        mean = np.mean(power * self._weighting, axis=-1)
-        db = 10.0 * np.log10(np.maximum(mean, 1e-8)) - s.ref_db
-        return np.maximum(db, -s.range_db).astype(np.float32)
+        return features.a_weighted_db(frames, s)
 
     def _window_at(self, centre: int, size: int) -> np.ndarray:
         start = centre - size // 2 - self._buffer_start
@@ -293,41 +285,6 @@ def _map(loudness: float, source: np.ndarray, target: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reverb.
-
-
-class PartitionedConvolver:
-    """Convolution of a stream, `block` samples at a time, with a long impulse response.
-
-    Uniformly partitioned overlap-save: the IR is cut into ``P = ceil(len(ir) / block)``
-    parts whose spectra (FFT size ``2 * block``) multiply a delay line of the input blocks'
-    spectra; each block costs one FFT pair and ``P * (block + 1)`` complex products, and no
-    latency is added.
-
-    Args:
-        ir: ``[m]`` impulse response. block: samples per `process` call.
-    """
-
-    def __init__(self, ir: np.ndarray, block: int) -> None:
-        self.block = block
-        parts = math.ceil(len(ir) / block)
-        padded = np.zeros(parts * block, np.float64)
-        padded[: len(ir)] = ir
-        self._spectra = np.fft.rfft(padded.reshape(parts, block), n=2 * block, axis=1)
-        self._inputs = np.zeros_like(self._spectra)  # newest first
-        self._previous = np.zeros(block, np.float64)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """``[block]`` input -> ``[block]`` output (float32)."""
-        frame = np.concatenate([self._previous, x])
-        self._previous = np.asarray(x, np.float64)
-        self._inputs = np.roll(self._inputs, 1, axis=0)
-        self._inputs[0] = np.fft.rfft(frame)
-        y = np.fft.irfft(np.einsum("pk,pk->k", self._inputs, self._spectra), n=2 * self.block)
-        return y[self.block :].astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
 # The engine.
 
 
@@ -356,7 +313,7 @@ class Stats:
             "pitch_shift_semitones": engine.adjuster.semitones,
             "notes": engine.adjuster.notes_started,
             "pitch_model": engine.settings.pitch_model,
-            "pitch_hop_ms": engine.settings.pitch_hop(engine.loaded.model.frame_rate),
+            "pitch_hop_ms": engine.settings.pitch_hop(engine.player.frame_rate),
         }  # fmt: skip
 
 
@@ -364,47 +321,39 @@ class LiveEngine:
     """Block in, block out, at the model's sample rate (16 kHz).
 
     Args:
-        loaded: the model. settings: see `LiveSettings`. weights: CREPE checkpoint path.
+        player: the `ddspcli.instrument.Instrument` played (its runtime, statistics and
+            CREPE; no TensorFlow). settings: see `LiveSettings`.
         block: samples per `process` call (the last call may be shorter).
     """
 
-    def __init__(self, loaded: LoadedModel, settings: LiveSettings, weights: str, block: int):
-        from ddspcli.engine import transfer
-
-        self.loaded, self.settings, self.block = loaded, settings, block
-        model = loaded.model
-        if model.encoder is not None:
+    def __init__(self, player, settings: LiveSettings, block: int):
+        self.player, self.settings, self.block = player, settings, block
+        if player.has_z:
             raise ValueError("live does not run z-encoder models (trained with --z) yet")
-        fsettings = transfer.feature_settings(loaded.info, settings.pitch_model,
-                                              settings.pitch_hop(model.frame_rate))  # fmt: skip
-        self.sample_rate, self.hop = model.sample_rate, model.hop
-        crepe = pitch.CrepeLite(features.load_tracker(weights))
-        self.features = CausalFeatures(crepe.activations, fsettings, fsettings.pitch_stride)
-        self.adjuster = LiveAdjuster(loaded.statistics, settings, model.frame_rate,
-                                     adjust_lib.f0_limits(model.sample_rate))  # fmt: skip
-        self.synth = streaming.SynthStream(model, settings.seed, compiled=True, numpy=True)
-        self._controls = tf.function(model.controls)
-        self.delay = pipeline_delay(block, self.hop, self.synth.lag)
-        self._ir = None
-        if settings.reverb and model.reverb is not None:
-            self._ir = model.reverb.effective_ir(dsp.tf_float32(model.reverb.ir)).numpy()
+        fsettings = features.model_settings(player.info, settings.pitch_model,
+                                            settings.pitch_hop(player.frame_rate))  # fmt: skip
+        self.sample_rate, self.hop = player.sample_rate, player.hop
+        self.features = CausalFeatures(player.tracker().activations, fsettings,
+                                       fsettings.pitch_stride)  # fmt: skip
+        self.adjuster = LiveAdjuster(player.statistics, settings, player.frame_rate,
+                                     adjust_lib.f0_limits(player.sample_rate))  # fmt: skip
+        self._stream = player.stream(seed=settings.seed, reverb=settings.reverb)
+        self.delay = pipeline_delay(block, self.hop, self._stream.lag)
         self.recorded: list[dict[str, np.ndarray]] | None = None  # adjusted frames, if a list
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start of a stream: state, statistics, delay line (graphs kept)."""
+        """Back to the start of a stream: state, statistics, delay line (interpreters kept)."""
         self.features.reset()
-        self.synth.reset()
-        self.adjuster = LiveAdjuster(self.loaded.statistics, self.settings,
-                                     self.loaded.model.frame_rate, self.adjuster.limits)
-        self._state = streaming.initial_state(self.loaded.model)
+        self._stream = self.player.stream(seed=self.settings.seed, reverb=self.settings.reverb)
+        self.adjuster = LiveAdjuster(self.player.statistics, self.settings,
+                                     self.player.frame_rate, self.adjuster.limits)  # fmt: skip
         self._fifo = np.zeros(self.delay, np.float32)
-        self._reverb = None if self._ir is None else PartitionedConvolver(self._ir, self.block)
         self.stats = Stats(self.settings.block_ms, self.latency_ms())
 
     def warm_up(self) -> None:
-        """Trace every graph on silence, then reset: the first real blocks run at full speed
-        (a device run would otherwise start with xruns)."""
+        """Run every interpreter on silence, then reset: the first real blocks run at full
+        speed (a device run would otherwise start with xruns)."""
         blocks = (self.delay + LOOKAHEAD) // self.block + 4
         for _ in range(blocks):
             self.process(np.zeros(self.block, np.float32))
@@ -429,16 +378,11 @@ class LiveEngine:
         adjusted = self.adjuster.process(frames)
         if self.recorded is not None:
             self.recorded.append(adjusted)
-        inputs = {"f0_hz": tf.constant(adjusted["f0_hz"][None]),
-                  "loudness_db": tf.constant(adjusted["loudness_db"][None])}  # fmt: skip
-        controls, self._state = self._controls(inputs, self._state)
-        parts = self.synth.push(controls)
-        self._fifo = np.concatenate([self._fifo, parts["dry"]])
+        out = self._stream.push(adjusted["f0_hz"], adjusted["loudness_db"])  # dry + room
+        self._fifo = np.concatenate([self._fifo, out])
 
     def _pop(self) -> np.ndarray:
         out, self._fifo = self._fifo[: self.block], self._fifo[self.block :]
-        if self._reverb is not None:
-            out = out + self._reverb.process(out)
         return out.astype(np.float32)
 
 
@@ -785,21 +729,7 @@ def measure_round_trip(input_device: int | None, output_device: int | None, rate
     return 1000.0 * lag / rate
 
 
-def single_threaded() -> bool:
-    """Run TensorFlow's kernels on one thread (call before TensorFlow runs its first op):
-    a live block is dozens of tiny kernels, for which handing work between threads costs
-    more than it saves (20 ms blocks: p50 8.2 -> 6.5 ms, BENCHMARKS.md "Live"). Returns
-    False, changing nothing, when TensorFlow is already running (e.g. a second command in
-    the same process)."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        return False
-    return True
-
-
-def block_samples(settings: LiveSettings, model) -> int:
+def block_samples(settings: LiveSettings, model) -> int:  # model: anything with sample_rate
     """``--block-ms`` in samples at the model's rate (a usage error if not a whole number)."""
     samples = settings.block_ms * model.sample_rate / 1000.0
     if abs(samples - round(samples)) > 1e-6 or samples < 1:
