@@ -140,3 +140,22 @@ def test_settings_validation():
         features.FeatureSettings(sample_rate=48000, frame_rate=300).validate()
     features.FeatureSettings(sample_rate=32000).validate()
     assert features.FeatureSettings().to_dict()["pitch_hop_ms"] == 32.0
+
+
+@pytest.mark.parametrize("steps", [1, 4, 8])
+def test_the_numpy_viterbi_is_librosas_bit_for_bit(steps):
+    """`pitch.viterbi_path` (the feature path's) against `pitch.viterbi_bins` (librosa): peaked
+    activations that jump, with silent (unvoiced) stretches and flat frames (ties)."""
+    rng = np.random.default_rng(steps)
+    n = 600
+    centre = np.cumsum(rng.integers(-3, 4, n)) % 300 + 30
+    centre[200:230] += 60  # a note change
+    act = np.exp(-0.5 * ((np.arange(360)[None, :] - centre[:, None]) / 2.0) ** 2)
+    act = (act + 0.3 * rng.random((n, 360)) ** 6).astype(np.float32)
+    act[400:420] = 0.0  # flat: every bin ties
+    voiced = rng.random(n) > 0.1
+    voiced[100:150] = False
+    for v in (None, voiced):
+        np.testing.assert_array_equal(pitch.viterbi_path(act, v, steps),
+                                      pitch.viterbi_bins(act, v, steps))  # fmt: skip
+    assert pitch.viterbi_path(act[:0]).shape == (0,)

@@ -310,7 +310,7 @@ def compute_pitch(
         on = voiced[lo:hi]
         if on.any():
             act[on] = _activations(padded, tracker, idx[on] * stride, hop, settings.batch_size)
-        centers = pitch.viterbi_bins(act, on, steps=stride) if settings.viterbi else None
+        centers = pitch.viterbi_path(act, on, steps=stride) if settings.viterbi else None
         keep = slice(start - lo, stop - lo)
         cents[start:stop] = pitch.local_average_cents(act, centers)[keep]
         confidence[start:stop] = act.max(axis=1)[keep]

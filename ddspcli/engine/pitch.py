@@ -206,6 +206,44 @@ def viterbi_bins(
         )
 
 
+def viterbi_path(
+    activations: np.ndarray, voiced: np.ndarray | None = None, steps: int = 1
+) -> np.ndarray:
+    """`viterbi_bins` in NumPy: the same HMM, the same log-space recursion as librosa's
+    ``sequence.viterbi`` (log of probabilities plus the smallest float64, first maximum on
+    ties), so the same path bit for bit (`tests/test_pitch.py`), without importing
+    ``librosa.sequence`` (about 1.5 s: scipy.signal, numba) or running native code that an
+    interrupt must not hit. As fast once warm: 0.16 ms a frame on 2 cores.
+
+    Args:
+        activations: ``[n, 360]``. voiced: ``[n]`` bool, default all True.
+        steps: 4 ms hops between consecutive frames (see `transition`).
+    Returns:
+        ``[n]`` bin indices.
+    """
+    n = activations.shape[0]
+    if n == 0:
+        return np.zeros(0, np.intp)
+    prob = np.full((n, N_BINS), (1.0 - SELF_EMISSION) / N_BINS)
+    prob[np.arange(n), np.argmax(activations, axis=1)] += SELF_EMISSION
+    if voiced is not None:
+        prob[~np.asarray(voiced, bool)] = 1.0 / N_BINS
+    tiny = np.finfo(np.float64).tiny
+    log_prob, log_trans = np.log(prob + tiny), np.log(transition(steps) + tiny)
+    value = log_prob[0] + np.log(np.full(N_BINS, 1.0 / N_BINS) + tiny)
+    back = np.zeros((n, N_BINS), np.intp)
+    bins = np.arange(N_BINS)
+    for t in range(1, n):
+        came = value[:, None] + log_trans  # [from, to]
+        back[t] = np.argmax(came, axis=0)
+        value = log_prob[t] + came[back[t], bins]
+    path = np.empty(n, np.intp)
+    path[-1] = np.argmax(value)
+    for t in range(n - 2, -1, -1):
+        path[t] = back[t + 1, path[t + 1]]
+    return path
+
+
 def cents_to_hz(cents: np.ndarray) -> np.ndarray:
     """Cents re 10 Hz -> Hz."""
     return 10.0 * 2.0 ** (np.asarray(cents, np.float64) / 1200.0)
