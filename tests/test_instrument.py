@@ -100,6 +100,11 @@ def test_features_through_litert_equal_tensorflows(violin, tf_path):
     assert _cents(ours["f0_hz"], ref["f0_hz"]).max() < 1.0  # every frame within a cent
 
 
+def test_the_numpy_a_weighting_is_librosas():
+    freqs = np.concatenate([[0.0], np.fft.rfftfreq(512, 1 / 16000), np.geomspace(1, 24000, 50)])
+    np.testing.assert_array_equal(features.a_weighting_db(freqs), dsp.a_weighting_db(freqs))
+
+
 def test_adjust_reports_as_the_pipeline_does(violin, tf_path):
     adjusted, report = violin.adjust(tf_path["feats"], octaves=1)
     assert report == tf_path["report"]

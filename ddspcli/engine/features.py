@@ -202,18 +202,31 @@ def compute_power(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     return out
 
 
+A_WEIGHTING_POLES_HZ = (12194.217, 20.598997, 107.65265, 737.86223)  # IEC 61672, as librosa's
+
+
+def a_weighting_db(frequencies: np.ndarray, min_db: float = -80.0) -> np.ndarray:
+    """IEC 61672 A-weighting in dB at `frequencies` (Hz), floored at `min_db`: librosa's
+    ``A_weighting`` term for term (same constants and order, so the same float64 values;
+    `tests/test_instrument.py`), without importing librosa (scipy) on the inference path."""
+    f_sq = np.asarray(frequencies, np.float64) ** 2.0
+    c = np.array(A_WEIGHTING_POLES_HZ) ** 2.0
+    with np.errstate(divide="ignore"):  # 0 Hz: log10(0) = -inf, floored to min_db
+        weights = 2.0 + 20.0 * (
+            np.log10(c[0]) + 2 * np.log10(f_sq) - np.log10(f_sq + c[0]) - np.log10(f_sq + c[1])
+            - 0.5 * np.log10(f_sq + c[2]) - 0.5 * np.log10(f_sq + c[3])
+        )  # fmt: skip
+    return np.maximum(min_db, weights)
+
+
 @functools.lru_cache(maxsize=8)
 def _a_weighting(n_fft: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """The periodic Hann window ``[n_fft]`` (as `tf.signal.stft`'s) and the A-weighting as
-    linear power ``[n_fft // 2 + 1]`` (IEC 61672 via librosa, floored at -80 dB: the weights of
+    linear power ``[n_fft // 2 + 1]`` (`a_weighting_db`, floored at -80 dB as
     `dsp.a_weighting_db`), float64."""
-    import librosa
-
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    with np.errstate(divide="ignore"):  # 0 Hz: log10(0) = -inf, floored to -80 dB
-        weights_db = np.asarray(librosa.A_weighting(freqs, min_db=-80.0), np.float64)
-    return window, 10.0 ** (weights_db / 10.0)
+    return window, 10.0 ** (a_weighting_db(freqs) / 10.0)
 
 
 def a_weighted_db(frames: np.ndarray, settings: FeatureSettings) -> np.ndarray:
