@@ -15,7 +15,7 @@ from ddspcli.cli._common import (
     ReverbOpt,
     SampleRateOpt,
     emit_json,
-    resolve_model,
+    open_instrument,
     stdout_conflict,
     usage_errors,
 )
@@ -81,7 +81,6 @@ def generate_command(
     from ddspcli import storage
     from ddspcli.engine import adjust as adjust_lib
     from ddspcli.engine import generate, transfer
-    from ddspcli.engine import model as model_lib
 
     with usage_errors():
         if (midi is None) == (profile is None):
@@ -90,28 +89,28 @@ def generate_command(
     source = midi or profile
     storage.protect_inputs([source])
     with ui.DownloadProgress() as progress:
-        model_dir, name = resolve_model(model, progress)
+        player = open_instrument(model, progress, load_pitch=False)
+    name = player.name
     target = output or transfer.default_output(source, name, None)
     transfer.check_render_outputs(
         [("the audio output", target)], [("--plot", plot), ("--save-features", save_features)],
         force=force,
     )
-    loaded = model_lib.load_model_dir(model_dir)
     shape = generate.Shape(attack_s=attack, release_s=release, vibrato_cents=vibrato,
                            vibrato_hz=vibrato_rate, tail_s=tail, transpose=transpose)  # fmt: skip
     controls, warnings, report = generate.melody_controls(
-        midi, profile, loaded.model.frame_rate, loaded.statistics, shape,
-        adjust_lib.f0_limits(loaded.model.sample_rate),
+        midi, profile, player.frame_rate, player.statistics, shape,
+        adjust_lib.f0_limits(player.sample_rate),
     )  # fmt: skip
     for line in warnings:
         ui.warn(line)
     n_frames = len(controls["f0_hz"])
-    z = generate.latent_trajectory(loaded, n_frames, z_mode.value, seed, z_component)
+    z = generate.latent_trajectory(player, n_frames, z_mode.value, seed, z_component)
     rsettings = transfer.RenderSettings(reverb=reverb, sample_rate=sample_rate, peak_db=peak_db,
                                         normalize=normalize, seed=seed)  # fmt: skip
-    total = generate.frames_to_render(n_frames, loaded.model.frame_rate)
+    total = generate.frames_to_render(n_frames, player.frame_rate)
     with ui.CountProgress("generate", total, show_count=False) as bar:
-        summary = generate.run(loaded, name, controls, target, rsettings, z, plot, save_features,
+        summary = generate.run(player, name, controls, target, rsettings, z, plot, save_features,
                                force, lambda n: bar.advance(n, "synthesis"))  # fmt: skip
     summary = {"input": source, **summary, **report, "warnings": warnings}
     where = "stdout" if target == "-" else target

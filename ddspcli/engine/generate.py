@@ -322,11 +322,12 @@ def melody_controls(
     return controls, warnings, report
 
 
-def latent_trajectory(loaded, n_frames: int, z_mode: str, seed: int,
+def latent_trajectory(player, n_frames: int, z_mode: str, seed: int,
                       component: int | None = None) -> np.ndarray | None:  # fmt: skip
     """z ``[n_frames, z_dims]`` for a ``--z`` model from its stored mixture (None otherwise).
 
     Args:
+        player: the `ddspcli.instrument.Instrument` (its folder, ``model.json`` and rates).
         z_mode: ``sample`` (a smooth trajectory drawn with `seed`) or ``mean`` (a component's
             mean held; the heaviest unless `component` is given).
     Raises:
@@ -336,20 +337,21 @@ def latent_trajectory(loaded, n_frames: int, z_mode: str, seed: int,
     from ddspcli.engine import latent
     from ddspcli.errors import ModelError
 
-    if loaded.model.encoder is None:
+    if not player.has_z:
         return None
-    path = storage.join(loaded.path, latent.MIXTURE_FILE)
+    path = storage.join(str(player.folder), latent.MIXTURE_FILE)
     if not storage.exists(path):
         raise ModelError(
-            f"{loaded.path} has a z encoder but no {latent.MIXTURE_FILE}; rerun `ddsp fit` on "
+            f"{player.folder} has a z encoder but no {latent.MIXTURE_FILE}; rerun `ddsp fit` on "
             "its run folder (it fits the mixture) and export again"
         )
     try:
         mixture = latent.Mixture.load(path)
     except (OSError, ValueError) as err:
         raise ModelError(f"{path} is unreadable: {err}") from None
-    if mixture.dims != loaded.model.z_dims:
-        raise ModelError(f"{path} has z of {mixture.dims} dims but the model {loaded.model.z_dims}")
+    z_dims = int(player.info.get("z_dims") or 0)
+    if mixture.dims != z_dims:
+        raise ModelError(f"{path} has z of {mixture.dims} dims but the model {z_dims}")
     if z_mode == "mean":
         try:
             return mixture.mean_trajectory(n_frames, component)
@@ -357,7 +359,7 @@ def latent_trajectory(loaded, n_frames: int, z_mode: str, seed: int,
             raise InputError(str(err)) from None
     if z_mode != "sample":
         raise InputError(f"unknown z mode {z_mode!r}; choose sample or mean")
-    return mixture.sample(n_frames, loaded.model.frame_rate, seed)
+    return mixture.sample(n_frames, player.frame_rate, seed)
 
 
 def preroll_frames(frame_rate: int) -> int:
@@ -371,7 +373,7 @@ def frames_to_render(n_frames: int, frame_rate: int) -> int:
 
 
 def run(
-    loaded,
+    player,
     model_name: str,
     controls: dict[str, np.ndarray],
     output: str,
@@ -385,7 +387,8 @@ def run(
     """Render `controls` (and `z`) with the model and write the WAV (and plot / NPZ).
 
     Args:
-        loaded: `model.LoadedModel`. rsettings: `transfer.RenderSettings`.
+        player: the `ddspcli.instrument.Instrument` (LiteRT runtime, no TensorFlow).
+        rsettings: `transfer.RenderSettings`.
         progress: called with the number of frames decoded.
     Returns:
         A summary: output, seconds, wall seconds, real-time factor, gain and peak (dB).
@@ -395,7 +398,7 @@ def run(
     from ddspcli.engine import features_io, transfer
 
     start = time.perf_counter()
-    sr, frame_rate = loaded.model.sample_rate, loaded.model.frame_rate
+    sr, frame_rate = player.sample_rate, player.frame_rate
     features = dict(controls)
     if z is not None:
         features["z"] = z
@@ -404,8 +407,9 @@ def run(
     preroll = preroll_frames(frame_rate)
     features = {k: np.concatenate([np.repeat(v[:1], preroll, axis=0), v]) for k, v in
                 features.items()}  # fmt: skip
-    rendered = transfer.render(loaded, features, None, rsettings, (), progress)["audio"]
-    parts = {"audio": rendered[preroll * loaded.model.hop :]}
+    rendered = player.render(features, reverb=rsettings.reverb, seed=rsettings.seed,
+                             block_s=rsettings.block_s, progress=progress)["audio"]  # fmt: skip
+    parts = {"audio": rendered[preroll * player.hop :]}
     n_samples = len(parts["audio"])
     gain, out_rate = transfer.write_rendered(parts, {"audio": output}, sr, rsettings, force=force)
     rendered = parts["audio"]
