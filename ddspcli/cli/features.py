@@ -13,7 +13,6 @@ from ddspcli.cli._common import (
     ForceOpt,
     PitchHopOpt,
     PitchModelOpt,
-    pitch_weights,
     usage_errors,
 )
 
@@ -38,7 +37,7 @@ def features_command(
     force: ForceOpt = False,
 ) -> None:
     """f0 (CREPE), confidence and A-weighted loudness at 250 frames/s, as CSV, JSON or NPZ."""
-    from ddspcli import storage
+    from ddspcli import instrument, storage
     from ddspcli.engine import audio, features, features_io
 
     files = audio.find_audio(inputs)
@@ -54,7 +53,8 @@ def features_command(
         targets = features_io.output_targets(files, output, fmt_name)
     features_io.check_targets(targets, plot, force=force)
     with ui.DownloadProgress() as progress:
-        weights = pitch_weights(settings.pitch_model, progress)
+        # CREPE as .tflite in LiteRT: no TensorFlow (full's is converted once, see models pull)
+        weights = instrument.pitch_tracker_file(settings.pitch_model, progress)
     with ui.FrameProgress("features", 0, settings.frame_rate) as bar:
 
         def progress_for(total: int):
