@@ -1,13 +1,17 @@
 """`Instrument`, the library's front door: one object holds a model and how it is played.
 
+    import soundfile as sf
     from ddspcli.instrument import Instrument
 
+    audio, sample_rate = sf.read("examples/speech_198-209-0000.wav", dtype="float32")
     violin = Instrument.open("violin")                  # a manifest name or a model folder
     feats = violin.features(audio, sample_rate)          # f0_hz, f0_confidence, loudness_db
     adjusted, report = violin.adjust(feats, octaves=1)   # `engine.adjust`, in its order
     out = violin.render(adjusted, stems=True)            # {"audio", "harmonic", "noise"}
     out, report = violin.transfer(audio, sample_rate, octaves=1)  # all three, input's length
+    sf.write("speech.violin.wav", out["audio"], violin.sample_rate)
     stream = violin.stream()                             # features in, audio out, any blocks
+    block = stream.push(feats["f0_hz"][:5], feats["loudness_db"][:5])
 
 `open` resolves a name through the manifest (download, sha256 check, lock), imports a
 checkpoint folder of the official DDSP library on the fly (once, into ``DDSP_HOME/imported``),
