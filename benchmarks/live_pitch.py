@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pitch_accuracy import datasets, load_truth, onset_mask, score
 
 from ddspcli import choices, pretrained
-from ddspcli.engine import audio, features, live, pitch
+from ddspcli.engine import audio, crepe_tf, features, live
 
 CONFIGS = [("tiny", 16.0), ("tiny", 8.0), ("full", 32.0), ("full", 16.0)]
 
@@ -36,7 +36,7 @@ def causal_f0(samples: np.ndarray, weights: str, model: str, hop_ms: float,
               block: int = 320) -> tuple[np.ndarray, float]:  # fmt: skip
     """f0 per 4 ms frame as `ddsp live` computes it, and the wall seconds it took."""
     settings = features.FeatureSettings(pitch_model=model, pitch_hop_ms=hop_ms)
-    crepe = pitch.CrepeLite(features.load_tracker(weights))
+    crepe = crepe_tf.CrepeLite(features.load_tracker(weights))
     tracker = live.CausalFeatures(crepe.activations, settings, settings.pitch_stride)
     start = time.perf_counter()
     padded = np.pad(samples, (0, live.LOOKAHEAD + block))

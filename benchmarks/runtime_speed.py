@@ -7,7 +7,7 @@ For each input length (the 14 s example clip `examples/speech_198-209-0000.wav`,
 tiled to 60 s) two worker processes run the same work, one per path, so each peak RSS is its
 own path's:
 
-* ``tf``: CREPE tiny activations (`engine.pitch.Crepe`, every 16 ms) and the streamed render
+* ``tf``: CREPE tiny activations (`engine.crepe_tf.Crepe`, every 16 ms) and the streamed render
   (`engine.transfer.render`, 10 s blocks) of the model's features;
 * ``runtime``: the same through `ddspcli.runtime` (LiteRT CREPE tiny, LiteRT decoder, NumPy
   synthesis), which never imports TensorFlow (the worker asserts it).

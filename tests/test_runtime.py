@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ddspcli import runtime
-from ddspcli.engine import dsp, pitch, tflite_export, transfer
+from ddspcli.engine import crepe_tf, dsp, pitch, tflite_export, transfer
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
@@ -232,7 +232,7 @@ def _crepe_check(checkpoint: Path, folder: Path) -> None:
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32)
     frames = rt_crepe.frame_audio(audio, 160)
     np.testing.assert_array_equal(frames, pitch.frame_audio(audio, 160))
-    net = pitch.Crepe(pitch.load_weights(checkpoint))  # held: its tf.function keeps a weak ref
+    net = crepe_tf.Crepe(pitch.load_weights(checkpoint))  # held: its tf.function keeps a weak ref
     ref = net.activations(np.array(frames)).numpy()
     ours = lite.activations(frames, batch=16)  # several batches, the last one shorter
     assert ours.shape == ref.shape == (51, 360)

@@ -8,8 +8,7 @@ max-pool) and a dense layer to 360 sigmoid outputs: pitch bins 20 cents apart fr
 
 The network itself runs elsewhere: as ``.tflite`` in LiteRT (`ddspcli.runtime.crepe`, the
 inference path) or in TensorFlow (`ddspcli.engine.crepe_tf`, the reference it is converted
-from). ``pitch.Crepe`` and ``pitch.CrepeLite`` still resolve to the TensorFlow classes, imported
-on first use (`__getattr__`), for callers written before the split.
+from).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import tfimport
 from ddspcli.errors import ModelError
 
 SAMPLE_RATE = 16000
@@ -36,14 +34,6 @@ FILTER_FACTORS = (32, 4, 4, 4, 8, 16)
 PADDINGS = ((254, 254), *[(31, 32)] * 5)
 BN_EPSILON = 0.0010000000474974513
 CONVERTED_SUFFIX = ".tf.npz"
-TF_NAMES = ("Crepe", "CrepeLite")  # moved to `ddspcli.engine.crepe_tf`
-
-
-def __getattr__(name: str) -> object:
-    """``pitch.Crepe`` / ``pitch.CrepeLite``: the TensorFlow network (`crepe_tf`), on demand."""
-    if name in TF_NAMES:
-        return getattr(tfimport.engine_module("crepe_tf"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
