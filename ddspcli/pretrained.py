@@ -577,12 +577,7 @@ def resolve_instrument(name_or_path: str, progress: Progress | None = None) -> t
         if looks_like_path:
             raise ModelError(f"model directory {name_or_path} does not exist")
     spec = get_spec(name_or_path)  # an unknown name raises, listing the known ones
-    if spec.kind == "vst":
-        raise ModelError(
-            f"{name_or_path} is a model for the DDSP-VST plugin only: copy the .tflite in "
-            f"`ddsp models path {name_or_path}` into ~/Documents/Magenta/DDSP/Models/"
-        )
-    if spec.kind != "instrument":
+    if spec.kind not in ("instrument", "vst"):  # a vst model plays here too (its runtime.json)
         raise ModelError(f"{name_or_path} is a {spec.kind} model, not an instrument")
     return str(pull(spec, progress)), name_or_path
 

@@ -10,6 +10,11 @@ from ddspcli import ui
 from ddspcli.cli._app import app
 from ddspcli.errors import EXIT_INTERNAL, DdspError
 
+# The commands that need the training extra (TensorFlow), declared once: on the light install
+# (`pip install ddspcli`) each answers with one line naming the install command and exit 6,
+# before any work. Every other command runs on the TensorFlow-free runtime.
+TRAINING_COMMANDS = frozenset({"prepare", "fit", "eval", "models import", "models export"})
+
 
 def build_command():
     """The click command tree of `app`, with every float option checked to be finite.
@@ -25,8 +30,9 @@ def build_command():
     click = _click()
     command = typer.main.get_command(app)
 
-    def checked(sub):
+    def checked(sub, path: str):
         original = sub.callback
+        needs_training = path in TRAINING_COMMANDS
         bounds = {}  # float options' ranges, checked after finiteness (NaN is in no range)
         for param in sub.params:
             descriptor = getattr(param, "type_descriptor", None)
@@ -38,6 +44,8 @@ def build_command():
         @functools.wraps(original)
         def callback(**kwargs):
             ctx = click.get_current_context()
+            if needs_training:
+                _require_training(path)
             for param in ctx.command.params:
                 value = kwargs.get(param.name)
                 if isinstance(value, float) and not math.isfinite(value):
@@ -58,15 +66,26 @@ def build_command():
 
         sub.callback = callback
 
-    stack = [command]
+    stack = [("", command)]
     while stack:
-        group = stack.pop()
-        for sub in getattr(group, "commands", {}).values():
-            stack.append(sub)
+        prefix, group = stack.pop()
+        for name, sub in getattr(group, "commands", {}).items():
+            path = f"{prefix} {name}".strip()
+            stack.append((path, sub))
             sub.help = reflow(sub.help)
             if sub.callback is not None:
-                checked(sub)
+                checked(sub, path)
     return command
+
+
+def _require_training(path: str) -> None:
+    """`RunError` (exit 6) when `ddsp PATH` needs TensorFlow and this install has none."""
+    from ddspcli import tfimport
+    from ddspcli.errors import RunError
+
+    if not tfimport.available():
+        raise RunError(f"`ddsp {path}` needs the training extra (TensorFlow), which this "
+                       f"install lacks: {tfimport.TRAIN_EXTRA}")  # fmt: skip
 
 
 def reflow(text: str | None) -> str | None:
