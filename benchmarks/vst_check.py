@@ -45,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from ddspcli import pretrained
-from ddspcli.engine import audio, features, vst
+from ddspcli.engine import audio, features, vst, vst_check
 from ddspcli.engine import model as model_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ class Extractor:
     """The plugin's feature model on one 1024-sample window: f0 Hz and power dB (by name)."""
 
     def __init__(self) -> None:
-        self.run = vst.new_interpreter(EXTRACTOR.read_bytes())
+        self.run = vst_check.new_interpreter(EXTRACTOR.read_bytes())
         self.input = self.run.get_input_details()[0]["index"]
         self.out = {d["name"]: d["index"] for d in self.run.get_output_details()}
 
@@ -143,7 +143,8 @@ def check_equality(run: str, tflite: str | None) -> list[dict]:
     else:
         payload = vst.to_tflite(vst.controls_module(loaded.model))
     start = time.perf_counter()
-    got = vst.PluginModel(payload).run(*vst.scaled_inputs(feats["f0_hz"], feats["loudness_db"]))
+    scaled = vst_check.scaled_inputs(feats["f0_hz"], feats["loudness_db"])
+    got = vst_check.PluginModel(payload).run(*scaled)
     per_frame_ms = 1000 * (time.perf_counter() - start) / len(feats["f0_hz"])
     row = {"check": "equality", "run": run, "steps": loaded.info.get("steps"),
            "frames": len(feats["f0_hz"]), "tflite_ms_per_frame": round(per_frame_ms, 3)}
@@ -214,7 +215,7 @@ def plugin_loop(x: np.ndarray, tflite: str) -> np.ndarray:
     """The plugin's per-hop loop over a whole input (16 kHz): output of the same length
     (``tflite`` "fixed": `FixedControls` instead of a model)."""
     extractor = Extractor()
-    model = FixedControls() if tflite == "fixed" else vst.PluginModel(tflite)
+    model = FixedControls() if tflite == "fixed" else vst_check.PluginModel(tflite)
     harmonic, noise = HarmonicSynth(), NoiseSynth()
     buffer = np.concatenate([np.zeros(FRAME, np.float32), x])
     out = []

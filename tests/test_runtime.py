@@ -163,16 +163,17 @@ def test_a_shipped_model_streams_live_blocks_as_tensorflow_renders(shipped, bloc
 
 def test_the_shipped_plugin_model_renders_as_its_file_and_tensorflows_synthesis(tmp_path):
     """violin-vst is a DDSP-VST file (no checkpoint): the reference is the file run by
-    TensorFlow's interpreter, its controls synthesised by TensorFlow (`streaming.SynthStream`
-    of a vst-variant model), frames streamed as live feeds them."""
-    from ddspcli.engine import streaming, vst
+    LiteRT's builtin kernels (`vst_check.PluginModel`, no delegate), its controls synthesised
+    by TensorFlow (`streaming.SynthStream` of a vst-variant model), frames streamed as live
+    feeds them."""
+    from ddspcli.engine import streaming, vst_check
 
     folder = _copy(MODELS / "violin-vst", tmp_path / "vst")
     tflite_export.write_plugin_runtime_json(folder, json.loads((folder / "model.json").read_text()))
     rt = runtime.load(folder)
     feats = _features(100, frame_rate=50)  # 2 s at 50 frames/s
-    controls = vst.PluginModel(folder / "violin-vst.tflite").run(
-        *vst.scaled_inputs(feats["f0_hz"], feats["loudness_db"])
+    controls = vst_check.PluginModel(folder / "violin-vst.tflite").run(
+        *vst_check.scaled_inputs(feats["f0_hz"], feats["loudness_db"])
     )
     tf_synth = streaming.SynthStream(
         model_lib.build_model(model_lib.config_text("vst", [], [], False))
@@ -319,9 +320,8 @@ def test_a_runtime_file_of_the_wrong_shape_is_one_line(small_export, tmp_path):
 
 
 def test_the_exported_files_use_builtin_operators_only(small_export):
-    from ddspcli.engine import vst
+    from ddspcli.engine import vst_check
 
-    assert vst.operator_problems((small_export / "decoder.tflite").read_bytes()) == []
-    assert vst.CUSTOM_OPCODE not in {c for c, _ in
-                                     vst.operator_codes((small_export / "decoder.tflite")
-                                                        .read_bytes())}  # fmt: skip
+    assert vst_check.operator_problems((small_export / "decoder.tflite").read_bytes()) == []
+    codes = vst_check.operator_codes((small_export / "decoder.tflite").read_bytes())
+    assert vst_check.CUSTOM_OPCODE not in {c for c, _ in codes}

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from clirun import ddsp
 
-from ddspcli.engine import features, vst
+from ddspcli.engine import features, vst, vst_check
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 
@@ -92,7 +92,7 @@ def test_power_agrees_with_the_plugins_extractor_on_the_same_frames(data_dir):
     assert rate == 16000
     audio = audio[:32000]
     ours = features.compute_power(audio, features.FeatureSettings.vst())
-    plugin = vst.new_interpreter(EXTRACTOR.read_bytes())
+    plugin = vst_check.new_interpreter(EXTRACTOR.read_bytes())
     index = {d["name"]: d["index"] for d in plugin.get_output_details()}
     padded = np.pad(audio, 512)
     theirs = []
@@ -139,9 +139,10 @@ def test_fit_refuses_the_vst_variant_on_other_features(tone_model, tmp_path):
 
 def test_export_meets_the_contract_read_three_independent_ways(exported):
     payload = exported["bytes"]
-    assert vst.check_bytes(payload) == []
+    assert vst_check.check_bytes(payload) == []
     assert ddsp("models", "check-vst", str(exported["file"])).returncode == 0
-    # 1. the interpreter's tensor details
+    # 1. the interpreter's tensor details (TensorFlow's interpreter and schema reader here,
+    # independent of vst_check's LiteRT ones)
     interpreter = tf.lite.Interpreter(model_content=payload)
     got_in = {d["name"]: (tuple(d["shape"]), d["dtype"]) for d in interpreter.get_input_details()}
     got_out = {d["name"]: (tuple(d["shape"]), d["dtype"]) for d in interpreter.get_output_details()}
@@ -178,8 +179,8 @@ def test_the_file_run_frame_by_frame_reproduces_the_models_controls(exported):
     ref, _ = exported["model"].controls(
         {"f0_hz": f0[None].astype(np.float32), "loudness_db": level[None].astype(np.float32)}
     )
-    plugin = vst.PluginModel(exported["bytes"])
-    got = plugin.run(*vst.scaled_inputs(f0, level))
+    plugin = vst_check.PluginModel(exported["bytes"])
+    got = plugin.run(*vst_check.scaled_inputs(f0, level))
     for key in ("amplitudes", "harmonic_distribution", "noise_magnitudes"):
         want = ref[key].numpy()[0]
         assert np.ptp(want) > 1e-4  # the controls move: the comparison means something
@@ -195,7 +196,7 @@ def test_check_vst_names_each_violation(case, tmp_path, exported):
     elif case == "size":
         state = 256
     payload = _tiny_tflite(names, state, flex=case == "flex")
-    meta = vst.read_metadata(exported["file"])
+    meta = vst_check.read_metadata(exported["file"])
     bad = tmp_path / f"{case}.tflite"
     bad.write_bytes(vst.append_metadata(payload, meta))
     run = ddsp("models", "check-vst", str(bad))
@@ -229,7 +230,7 @@ def test_check_vst_missing_metadata_not_tflite_truncated(exported, tmp_path):
     meta = json.loads(zipfile.ZipFile(io.BytesIO(payload)).read("metadata.json"))
     del meta["export_time"]
     (tmp_path / "noid.tflite").write_bytes(vst.append_metadata(model_only, meta))
-    assert vst.check_file(tmp_path / "noid.tflite") == ["metadata.json lacks export_time"]
+    assert vst_check.check_file(tmp_path / "noid.tflite") == ["metadata.json lacks export_time"]
 
 
 def test_export_refuses_a_non_vst_model_and_writes_nothing(tmp_path, exported):

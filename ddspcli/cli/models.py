@@ -224,12 +224,12 @@ def models_check_vst(
 ) -> None:
     """Check a .tflite against the DDSP-VST plugin's contract (its own load-time checks and
     metadata): every problem on one line each, exit 5 if there is any."""
-    from ddspcli.engine import vst
+    from ddspcli.engine import vst_check
     from ddspcli.errors import ModelError
 
-    problems = vst.check_file(file)
+    problems = vst_check.check_file(file)
     if not problems:
-        meta = vst.read_metadata(file)
+        meta = vst_check.read_metadata(file)
         ui.info(f"[green]ok[/green] {file}: 3 inputs, 4 outputs, builtin operators, "
                 f"metadata (id {meta['export_time']}): DDSP-VST will load it")  # fmt: skip
         return

@@ -325,23 +325,23 @@ def write_crepe_file(checkpoint: str | Path, dest: str | Path) -> dict:
 
 def write_plugin_runtime_json(folder: str | Path, info: dict) -> dict:
     """``runtime.json`` for a model folder holding a DDSP-VST plugin file (``model.json``'s
-    ``file``; `ddspcli.engine.vst`): the file itself is the decoder (one frame a call, scaled
-    controls out), synthesised as the vst variant does (60 harmonics, 65 noise bands through
+    ``file``; `ddspcli.engine.vst_check`): the file itself is the decoder (one frame a call,
+    scaled controls out), synthesised as the vst variant does (60 harmonics, 65 noise bands through
     the full-length filter, no reverb: the plugin adds its own)."""
-    from ddspcli.engine import vst
+    from ddspcli.engine import vst_check
 
     folder = Path(folder)
     content = (folder / info["file"]).read_bytes()
     rate, frame_rate = int(info["sample_rate"]), int(info["frame_rate"])
     synth = {"sample_rate": rate, "frame_rate": frame_rate, "hop": rate // frame_rate,
-             "n_harmonics": vst.N_HARMONICS, "n_noise_bands": vst.N_NOISE,
+             "n_harmonics": vst_check.N_HARMONICS, "n_noise_bands": vst_check.N_NOISE,
              "noise_window_size": 0, "noise_initial_bias": 0.0,
              "normalize_below_nyquist": True, "scale": "none", "reverb_add_dry": True}  # fmt: skip
     desc = {
         "format_version": FORMAT_VERSION,
         "ddspcli_version": __version__,
         "synth": synth,
-        "rnn_units": vst.STATE_SIZE,
+        "rnn_units": vst_check.STATE_SIZE,
         "z_dims": 0,
         "decoder": {"file": info["file"], "sha256": hashlib.sha256(content).hexdigest(),
                     "bytes": len(content), "controls": "vst",
