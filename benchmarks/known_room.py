@@ -119,6 +119,24 @@ def spectral(a: np.ndarray, b: np.ndarray) -> float:
                           for s in starts]))  # fmt: skip
 
 
+def frame_db(x: np.ndarray, hop: int = 256) -> np.ndarray:
+    """Mean-square level (dB) of ``[n]`` in frames of `hop` samples ``[n // hop]``."""
+    frames = x[: len(x) // hop * hop].reshape(-1, hop).astype(np.float64)
+    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
+def rest_levels(dry: np.ndarray, **others: np.ndarray) -> dict[str, float]:
+    """Median level (dB) in the rests: frames where the dry original is 30 dB or more below
+    its median note level (what the room rings into); `others` scored on the same frames."""
+    n = min(len(dry), *(len(x) for x in others.values()))
+    levels = frame_db(dry[:n])
+    rests = levels < np.median(levels[levels > -60.0]) - 30.0
+    out = {"rest_frames": int(rests.sum()), "dry": float(np.median(levels[rests]))}
+    for key, x in others.items():
+        out[key] = float(np.median(frame_db(x[:n])[rests]))
+    return out
+
+
 def analyse_room(work: Path, name: str, run: str = "run") -> dict:
     """The figures of one room (``WORK/<name>/<run>`` must exist)."""
     from ddspcli.engine import model as model_lib
@@ -159,6 +177,7 @@ def analyse_room(work: Path, name: str, run: str = "run") -> dict:
         "loss_wet_resynth_vs_dry": spectral(resynth_wet, dry),
         "loss_dry_vs_wet_originals": spectral(dry, wet),
         "dry_wet_db_resynth": acoustics.dry_wet_db(resynth, resynth_wet - resynth),
+        "rest_level_db": rest_levels(dry, wet=wet, dry_resynth=resynth, wet_resynth=resynth_wet),
     }
 
 
@@ -185,6 +204,13 @@ def table(rows: list[dict]) -> str:
                      f"{r['loss_dry_resynth_vs_wet']:.3f} | {margin:+.3f} | "
                      f"{r['loss_dry_vs_wet_originals']:.3f} | "
                      f"{r['loss_wet_resynth_vs_wet']:.3f} | {r['dry_wet_db_resynth']:+.1f} |")
+    lines += ["", "| room | rest frames | level in the rests (dB): dry original | wet original | "
+              "dry resynthesis | with its room |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        rest = r["rest_level_db"]
+        lines.append(f"| {r['room']} | {rest['rest_frames']} | {rest['dry']:.1f} | "
+                     f"{rest['wet']:.1f} | {rest['dry_resynth']:.1f} | "
+                     f"{rest['wet_resynth']:.1f} |")  # fmt: skip
     return "\n".join(lines)
 
 
