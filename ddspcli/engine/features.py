@@ -313,7 +313,9 @@ def compute_pitch(
     cents = np.empty(n_coarse)
     confidence = np.zeros(n_coarse, np.float32)
     half = pitch.FRAME_SIZE // 2
-    padded = np.zeros((n_coarse - 1) * stride * hop + pitch.FRAME_SIZE + len(audio), np.float32)
+    # Every CREPE frame's window lies inside: the last frame's centre is at most one stride past
+    # the audio's end (not the audio's length again: that doubled the input's memory).
+    padded = np.zeros(max(len(audio), (n_coarse - 1) * stride * hop) + pitch.FRAME_SIZE, np.float32)
     padded[half : half + len(audio)] = audio
     for start in range(0, n_coarse, block):
         stop = min(n_coarse, start + block)

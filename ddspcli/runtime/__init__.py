@@ -132,10 +132,20 @@ class Runtime:
         n = len(f0_hz)
         block = max(1, min(block_frames, n))
         stream = self.stream(seed, reverb)
-        pieces: list[dict[str, np.ndarray]] = []
+        out: dict[str, np.ndarray] = {}  # filled in place: one array per part kept, [n * hop]
+        at = 0
+
+        def keep(parts: dict[str, np.ndarray]) -> None:
+            nonlocal at
+            for key, value in parts.items():
+                if key == "audio" or (stems and key in synth_lib.STEMS):
+                    target = out.setdefault(key, np.zeros(n * self.hop, np.float32))
+                    target[at : at + len(value)] = value
+            at += len(parts["audio"])
+
         for first in range(0, n, block):
             count = min(block, n - first)
-            pieces.append(stream.push_parts(
+            keep(stream.push_parts(
                 _held(f0_hz, first, count, count), _held(loudness_db, first, count, count),
                 audio=self._block_audio(audio, first, count, block),
                 z=None if z is None else np.asarray(z, np.float32)[first : first + count],
@@ -143,12 +153,8 @@ class Runtime:
             ))  # fmt: skip
             if progress is not None:
                 progress(count)
-        pieces.append(stream.finish_parts())
-        out = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-        result = {"audio": out["audio"]}
-        if stems:
-            result.update({k: out[k] for k in synth_lib.STEMS if k in out})
-        return result
+        keep(stream.finish_parts())
+        return out
 
     def _block_audio(
         self, audio: np.ndarray | None, first: int, count: int, block: int
