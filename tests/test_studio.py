@@ -35,10 +35,8 @@ WAIT_S = 120
 
 _missing = [n for n in ("chromium", "chromedriver") if shutil.which(n) is None]
 _missing += [m for m in ("gradio", "selenium") if importlib.util.find_spec(m) is None]
-pytestmark = pytest.mark.skipif(
-    bool(_missing), reason=f"the studio browser test needs {', '.join(_missing)} "
-    "(apt-get install chromium chromium-driver; pip install 'ddspcli[studio]' selenium)",
-)  # fmt: skip
+SKIP_WHY = (f"the studio browser test needs {', '.join(_missing)} (apt-get install chromium "
+            "chromium-driver; pip install 'ddspcli[studio]' selenium)")  # fmt: skip
 
 # Refuse (and log) any connection from the server to a non-loopback address.
 GUARD = '''
@@ -68,6 +66,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``ddsp studio --port N`` with its TMPDIR in a fresh folder; yields a namespace."""
+    if _missing:
+        pytest.skip(SKIP_WHY)
     base = tmp_path_factory.mktemp("studio")
     tmp, guard = base / "tmp", base / "guard"
     tmp.mkdir()
@@ -137,6 +137,39 @@ def reference(server):
         capture_output=True, env={**os.environ, "DDSP_OFFLINE": "1"}, check=True,
     )  # fmt: skip
     return out, json.loads(done.stdout)[0]
+
+
+def test_without_gradio_one_line_and_exit_6(monkeypatch):
+    """No browser needed: a light install without the extra says how to get it."""
+    import importlib.util as util
+
+    from clirun import ddsp
+
+    find = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "gradio" else
+                        find(name, *a))  # fmt: skip
+    done = ddsp("studio", text=True)
+    assert done.returncode == 6
+    assert done.stderr.strip().splitlines() == [
+        "ddsp: error: `ddsp studio` needs Gradio, which this install lacks: "
+        "pip install 'ddspcli[studio]'"]  # fmt: skip
+
+
+def test_warning_when_host_is_not_loopback(tmp_path):
+    if importlib.util.find_spec("gradio") is None:
+        pytest.skip("needs gradio")
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ddsp")), "studio", "--host",
+                             "0.0.0.0", "--port", str(port)], stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmp_path)}, text=True)  # fmt: skip
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("warning: --host 0.0.0.0: the page (no login) is reachable")
+        assert "SSH tunnel" in first
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not list(tmp_path.iterdir())  # its temporary folder removed on SIGTERM
 
 
 # ---------------------------------------------------------------------------------------------
