@@ -6,6 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ddspcli-installed
 DEMO_OUT ?= demo-out
 
+# `make demo` plays with the light install (`pip install ddspcli`: no TensorFlow) in its own venv;
+# `make test` installs everything (the training extra and the test tools) into $(VENV).
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.ddspcli-installed
+
 .PHONY: venv test lint coverage demo clean
 
 $(STAMP): pyproject.toml
@@ -36,14 +41,21 @@ coverage: $(STAMP)
 
 # Offline after the install: the violin model and the CREPE tiny weights ship in the package.
 DEMO_IN ?= examples/speech_198-209-0000.wav
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ddspcli needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	@mkdir -p $(DEMO_OUT)
-	$(BIN)/ddsp --version
-	$(BIN)/ddsp models list
-	DDSP_OFFLINE=1 $(BIN)/ddsp transfer $(DEMO_IN) --model violin --octave 1 --force \
+	$(DEMO_VENV)/bin/ddsp --version
+	$(DEMO_VENV)/bin/ddsp models list
+	DDSP_OFFLINE=1 $(DEMO_VENV)/bin/ddsp transfer $(DEMO_IN) --model violin --octave 1 --force \
 		-o $(DEMO_OUT)/speech.violin.wav --plot $(DEMO_OUT)/speech.violin.png
 	@echo "demo: wrote $(abspath $(DEMO_OUT))/speech.violin.wav and $(abspath $(DEMO_OUT))/speech.violin.png"
 	@echo "demo: input $(DEMO_IN) (LibriSpeech 198-209-0000, CC BY 4.0: see examples/README.md)"
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(DEMO_VENV) .venv-light $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info
