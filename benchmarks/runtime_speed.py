@@ -8,7 +8,7 @@ tiled to 60 s) two worker processes run the same work, one per path, so each pea
 own path's:
 
 * ``tf``: CREPE tiny activations (`engine.crepe_tf.Crepe`, every 16 ms) and the streamed render
-  (`engine.transfer.render`, 10 s blocks) of the model's features;
+  (`engine.streaming.render`, 10 s blocks) of the model's features;
 * ``runtime``: the same through `ddspcli.runtime` (LiteRT CREPE tiny, LiteRT decoder, NumPy
   synthesis), which never imports TensorFlow (the worker asserts it).
 
@@ -71,7 +71,7 @@ def prepare(model: str, seconds: list[float], folder: Path) -> None:
 
 def worker_tf(folder: Path, seconds: float) -> dict:
     """The TensorFlow path: CREPE tiny and the streamed render."""
-    from ddspcli.engine import crepe_tf, pitch, transfer
+    from ddspcli.engine import crepe_tf, pitch, streaming, transfer
     from ddspcli.engine import model as model_lib
 
     paths = json.loads((folder / "paths.json").read_text())
@@ -83,8 +83,8 @@ def worker_tf(folder: Path, seconds: float) -> dict:
     crepe_s, _ = _timed(lambda: [net.activations(frames[i : i + 128]).numpy()
                                  for i in range(0, len(frames), 128)])  # fmt: skip
     feats = {"f0_hz": data["f0_hz"], "loudness_db": data["loudness_db"]}
-    transfer.render(loaded, feats, None, transfer.RenderSettings())  # traces each block shape
-    render_s, _ = _timed(transfer.render, loaded, feats, None, transfer.RenderSettings())
+    streaming.render(loaded, feats, None, transfer.RenderSettings())  # traces each block shape
+    render_s, _ = _timed(streaming.render, loaded, feats, None, transfer.RenderSettings())
     return {"path": "tf", "seconds": seconds, "load_s": load_s + crepe_load_s,
             "crepe_s": crepe_s, "render_s": render_s, "peak_rss_mb": _rss_mb()}  # fmt: skip
 

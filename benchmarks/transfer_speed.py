@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from ddspcli import pretrained
 from ddspcli.engine import adjust as adjust_lib
-from ddspcli.engine import audio, features, transfer
+from ddspcli.engine import audio, features, streaming, transfer
 from ddspcli.engine import model as model_lib
 
 SR = 16000
@@ -72,7 +72,7 @@ def time_parts(loaded, x: np.ndarray, pitch_model: str, weights: Path) -> dict[s
                                   adjust_lib.f0_limits(SR))  # fmt: skip
     out["adjust"] = time.perf_counter() - start
     start = time.perf_counter()
-    transfer.render(loaded, adjusted, x, transfer.RenderSettings())
+    streaming.render(loaded, adjusted, x, transfer.RenderSettings())
     out["synthesis"] = time.perf_counter() - start
     out["total"] = sum(out.values())
     return out

@@ -35,7 +35,7 @@ import numpy as np
 
 from ddspcli import pretrained
 from ddspcli.engine import adjust as adjust_lib
-from ddspcli.engine import audio, transfer
+from ddspcli.engine import audio, streaming, transfer
 from ddspcli.engine import model as model_lib
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -108,7 +108,7 @@ def render(loaded, x: np.ndarray, weights: str, fsettings) -> tuple[dict, dict]:
     adjusted, report = adjust_lib.adjust(feats, loaded.statistics,
                                          adjust_lib.Adjustments(octaves=1), limits)  # fmt: skip
     parts = ("harmonic", "noise", "reverb") if loaded.model.reverb is not None else ()
-    rendered = transfer.render(loaded, adjusted, x, transfer.RenderSettings(), parts)
+    rendered = streaming.render(loaded, adjusted, x, transfer.RenderSettings(), parts)
     rendered = {k: v[: len(x)] for k, v in rendered.items()}
     gain = adjust_lib.peak_gain(rendered["audio"], -1.0, False)
     return {k: v * np.float32(gain) for k, v in rendered.items()}, report

@@ -2,7 +2,7 @@
 
 The reference is what ``ddsp transfer`` computes today: features with CREPE in TensorFlow
 (`crepe_tf.Crepe` from ``tiny.pth``) and `dsp.compute_loudness`, `adjust.adjust`, and
-`engine.transfer.render` (the TensorFlow decoder and `streaming.StreamRenderer`). The
+`engine.streaming.render` (the TensorFlow decoder and `streaming.StreamRenderer`). The
 Instrument runs CREPE from ``tiny.tflite`` in LiteRT, loudness in NumPy and the model from its
 runtime files. Tolerances (measured figures in the test docstrings): loudness within 1e-5 dB,
 confidence within 1e-5, f0 within 0.01 cent on confident frames (1 cent on every frame);
@@ -28,7 +28,7 @@ import pytest
 
 from ddspcli.engine import adjust as adjust_lib
 from ddspcli.engine import audio as audio_io
-from ddspcli.engine import crepe_tf, dsp, features, pitch, tflite_export, transfer
+from ddspcli.engine import crepe_tf, dsp, features, pitch, streaming, tflite_export, transfer
 from ddspcli.engine import model as model_lib
 from ddspcli.errors import EXIT_MODEL, ModelError
 from ddspcli.instrument import Instrument, runtime_folder
@@ -81,7 +81,7 @@ def tf_path() -> dict:
     adjusted, report = adjust_lib.adjust(feats, loaded.statistics, octave,
                                          adjust_lib.f0_limits(16000))  # fmt: skip
     parts = ("harmonic", "noise")
-    ref = transfer.render(loaded, adjusted, x, transfer.RenderSettings(), parts=parts)
+    ref = streaming.render(loaded, adjusted, x, transfer.RenderSettings(), parts=parts)
     return {"x": x, "feats": feats, "adjusted": adjusted, "report": report, "ref": ref,
             "tracker": tracker}  # fmt: skip
 

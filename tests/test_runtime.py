@@ -1,6 +1,6 @@
 """The TensorFlow-free runtime (issue 28, item 3) against the TensorFlow path it replaces.
 
-Every comparison renders the same features through `engine.transfer.render` (TensorFlow: the
+Every comparison renders the same features through `engine.streaming.render` (TensorFlow: the
 decoder as a `tf.Module`, `streaming.StreamRenderer`) and through `ddspcli.runtime` (LiteRT
 decoder, NumPy synthesis) from files `engine.tflite_export` just wrote, so each test fails if
 either side changes. Tolerance: max |diff| <= 1e-4 of the TensorFlow peak (float32 rounding of
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ddspcli import runtime
-from ddspcli.engine import crepe_tf, dsp, pitch, tflite_export, transfer
+from ddspcli.engine import crepe_tf, dsp, pitch, streaming, tflite_export, transfer
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
@@ -62,7 +62,7 @@ def assert_close(ours: np.ndarray, ref: np.ndarray, rel: float = REL_TOL, snr_db
 
 def _tf_render(loaded, feats, audio=None, block_s=10.0, parts=STEMS, reverb=True):
     settings = transfer.RenderSettings(block_s=block_s, reverb=reverb)
-    return transfer.render(loaded, feats, audio, settings, parts=parts)
+    return streaming.render(loaded, feats, audio, settings, parts=parts)
 
 
 def _exported(folder: Path, loaded) -> runtime.Runtime:

@@ -292,3 +292,34 @@ def initial_state(model: Autoencoder) -> dict[str, tf.Tensor]:
     if model.encoder is not None:
         state["z_rnn"] = tf.zeros([1, model.encoder.rnn.units])
     return state
+
+
+def render(
+    loaded,
+    features: dict[str, np.ndarray],
+    audio: np.ndarray | None,
+    settings,
+    parts: tuple[str, ...] = (),
+    progress=None,
+) -> dict[str, np.ndarray]:
+    """The TensorFlow render of adjusted features (`StreamRenderer`: the reference
+    the runtime is checked against, and the path of tools that hold a `LoadedModel`):
+    ``{"audio": [n]}`` plus any of ``harmonic``, ``noise``, ``reverb``. `settings`: a
+    `transfer.RenderSettings` (its ``block_s``, ``reverb``, ``seed``).
+
+    ``audio`` is the final mix (dry when ``settings.reverb`` is off); ``reverb`` is the wet
+    part alone, so ``harmonic + noise + reverb == audio``.
+    """
+    model = loaded.model
+    block = max(1, round(settings.block_s * model.frame_rate))
+    wet = settings.reverb and model.reverb is not None
+    final = "audio" if wet else "dry"
+    wanted = {final} | ({"dry"} if wet and "reverb" in parts else set())
+    wanted |= {p for p in parts if p in ("harmonic", "noise") and (p != "noise" or model.noise)}
+    renderer = StreamRenderer(model, settings.seed, block)
+    out = renderer.render(features, audio, tuple(sorted(wanted)), progress)
+    result = {"audio": out.pop(final)}
+    if "dry" in out:
+        result["reverb"] = result["audio"] - out.pop("dry")
+    result.update(out)
+    return result

@@ -1,8 +1,9 @@
 """The transfer pipeline: features -> `adjust` -> rendering -> files, one job per input.
 
 `plan_jobs` names each input's outputs, `check_outputs` refuses bad ones before any work,
-`run_jobs` runs them (stdin read once); `render` streams the model block by block and
-`write_rendered` (shared with `generate`) applies the peak-safe gain, resamples and writes.
+`run_jobs` runs them (stdin read once) on an instrument (the LiteRT runtime: no TensorFlow),
+and `write_rendered` (shared with `generate`) applies the peak-safe gain, resamples and
+writes. TensorFlow's render of the same features is `streaming.render`.
 Model names are resolved to folders by `ddspcli.pretrained.resolve_instrument`, outside the
 engine.
 """
@@ -119,38 +120,6 @@ def default_output(source: str, model_name: str, out_dir: str | None) -> str:
         return "-"
     folder = Path(out_dir) if out_dir is not None else Path(source).parent
     return str(folder / f"{_stem(source)}.{model_name}.wav")
-
-
-def render(
-    loaded,
-    features: dict[str, np.ndarray],
-    audio: np.ndarray | None,
-    settings: RenderSettings,
-    parts: tuple[str, ...] = (),
-    progress=None,
-) -> dict[str, np.ndarray]:
-    """The TensorFlow render of adjusted features (`streaming.StreamRenderer`: the reference
-    the runtime is checked against, and the path of tools that hold a `LoadedModel`):
-    ``{"audio": [n]}`` plus any of `PART_NAMES`.
-
-    ``audio`` is the final mix (dry when ``settings.reverb`` is off); ``reverb`` is the wet
-    part alone, so ``harmonic + noise + reverb == audio``.
-    """
-    from ddspcli.engine import streaming
-
-    model = loaded.model
-    block = max(1, round(settings.block_s * model.frame_rate))
-    wet = settings.reverb and model.reverb is not None
-    final = "audio" if wet else "dry"
-    wanted = {final} | ({"dry"} if wet and "reverb" in parts else set())
-    wanted |= {p for p in parts if p in ("harmonic", "noise") and (p != "noise" or model.noise)}
-    renderer = streaming.StreamRenderer(model, settings.seed, block)
-    out = renderer.render(features, audio, tuple(sorted(wanted)), progress)
-    result = {"audio": out.pop(final)}
-    if "dry" in out:
-        result["reverb"] = result["audio"] - out.pop("dry")
-    result.update(out)
-    return result
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ files, NumPy does the synthesis (`ddspcli.runtime.synth`), CREPE runs from its o
     samples = stream.push(f0_block, loudness_block)   # any number of frames per call
     tail = stream.finish()
 
-The output equals the TensorFlow render (`engine.transfer.render`) of the same features to
+The output equals the TensorFlow render (`engine.streaming.render`) of the same features to
 float32 rounding (`tests/test_runtime.py` states the tolerances).
 """
 
@@ -114,7 +114,7 @@ class Runtime:
         stems: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Render a whole input, block by block, as `engine.transfer.render` does.
+        """Render a whole input, block by block, as `engine.streaming.render` does.
 
         Args:
             f0_hz, loudness_db: ``[t]`` (Hz, dB) at the model's frame rate.
