@@ -192,7 +192,8 @@ class Studio:
         stem = Path(path).stem
         job = transfer.Job(path, str(folder / f"{stem}.{inst.name}.wav"),
                            plot=str(folder / f"{stem}.{inst.name}.png"),
-                           stems_dir=str(folder / "stems") if stems else None)  # fmt: skip
+                           stems_dir=str(folder / "stems") if stems else None,
+                           label=Path(path).name)  # fmt: skip
         pipeline = transfer.Pipeline(inst, inst.name, adjustments, transfer.RenderSettings())
         transfer.check_outputs([job], inst.name, None, force=True)
         with player.lock:

@@ -132,6 +132,7 @@ class Job:
     save_features: str | None = None
     plot: str | None = None
     stems_dir: str | None = None
+    label: str | None = None  # what the plot's title calls the input (default: its path)
 
 
 def stem_paths(job: Job, model_name: str, parts: tuple[str, ...]) -> dict[str, str]:
@@ -372,7 +373,8 @@ def run_job(
     if job.plot is not None:
         features_io.plot_transfer(
             samples, rendered["audio"], feats, adjusted, sr, out_rate, fsettings.frame_rate,
-            job.plot, title=f"{job.source or job.features_in} -> {model_name}", force=force,
+            job.plot, title=f"{job.label or job.source or job.features_in} -> {model_name}",
+            force=force,
         )  # fmt: skip
     wall = time.perf_counter() - start
     summary = output_summary(job.output, model_name, rendered["audio"], n_samples / sr, out_rate,
