@@ -25,17 +25,32 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: stop as for Ctrl-C (the CLI's exit code is 143, 128 + SIGTERM)."""
 
 
+terminated = False  # a SIGTERM came during this run (libraries may turn it into a plain 130)
+
+
 def _raise_for(signum: int) -> None:
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    global terminated
+    if signum == signal.SIGTERM:
+        terminated = True
+        raise Terminated
+    raise KeyboardInterrupt
 
 
 def _on_sigterm(signum, frame) -> None:
     _raise_for(signum)
 
 
+def note_sigterm() -> None:
+    """Record a SIGTERM handled elsewhere (`fit`'s stop flag), for the exit code."""
+    global terminated
+    terminated = True
+
+
 def install() -> None:
     """SIGTERM raises `Terminated` in the main thread (a no-op elsewhere, where Python cannot
     set handlers). SIGINT keeps Python's handler, or the ignore inherited from the parent."""
+    global terminated
+    terminated = False
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 

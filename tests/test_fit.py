@@ -19,7 +19,7 @@ from toneset import write_tone_dataset
 
 from ddspcli import pretrained
 from ddspcli.engine import data, features, model, train
-from ddspcli.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE, InputError
+from ddspcli.errors import EXIT_INPUT, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE, InputError
 
 SMALL = TONE_MODEL_PARAMS
 CLI_SMALL = [arg for p in SMALL for arg in ("--gin-param", p)]
@@ -65,7 +65,7 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
     assert straight.returncode == 0, straight.stderr
     reference = json_losses(straight.stdout)
     assert _runtime_current(tmp_path / "a")  # a finished run carries its runtime files
-    # SIGTERM partway: a checkpoint at the current step, exit 130, then resume.
+    # SIGTERM partway: a checkpoint at the current step, exit 143 (as every command), then resume.
     command = [sys.executable, "-m", "ddspcli", *common, "-o", str(tmp_path / "b"),
                "--checkpoint-every", "1000"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -73,7 +73,7 @@ def test_interrupted_run_resumes_on_the_same_trajectory(tones, tmp_path):
     assert json.loads(first)["step"] == 5
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert proc.returncode == EXIT_TERMINATED, err
     stopped = json.loads(out.splitlines()[-1])
     assert stopped["checkpoint"] and 5 <= stopped["step"] < 30
     assert "rerun the same command to resume" in err

@@ -145,7 +145,13 @@ def run(argv: list[str] | None = None) -> int:
     import warnings
 
     from ddspcli import interrupts, storage
-    from ddspcli.errors import EXIT_USAGE, DdspWarning, OutputClosedError
+    from ddspcli.errors import (
+        EXIT_INTERRUPTED,
+        EXIT_TERMINATED,
+        EXIT_USAGE,
+        DdspWarning,
+        OutputClosedError,
+    )
 
     storage.forget_inputs()
     interrupts.install()
@@ -164,7 +170,9 @@ def run(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", DdspWarning)
             warnings.showwarning = show_warning
             code = build_command().main(args=argv, prog_name="ddsp", standalone_mode=False)
-        return code if isinstance(code, int) else 0
+        code = code if isinstance(code, int) else 0
+        # Typer makes any interrupt while it parses options 130; a SIGTERM is still 143
+        return EXIT_TERMINATED if code == EXIT_INTERRUPTED and interrupts.terminated else code
     except click.NoArgsIsHelpError as err:
         print(err.ctx.get_help(), file=sys.stderr)
         return EXIT_USAGE
@@ -205,11 +213,13 @@ class _StoppedError(Exception):
 
 def _interrupted_code(err: BaseException) -> int:
     """130 for Ctrl-C, 143 for SIGTERM (`interrupts.Terminated`; Click wraps it in `Abort`)."""
+    from ddspcli import interrupts
     from ddspcli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
     from ddspcli.interrupts import Terminated
 
     cause = err if isinstance(err, KeyboardInterrupt) else err.__context__
-    return EXIT_TERMINATED if isinstance(cause, Terminated) else EXIT_INTERRUPTED
+    terminated = isinstance(cause, Terminated) or interrupts.terminated
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def _click():

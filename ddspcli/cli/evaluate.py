@@ -41,15 +41,15 @@ def eval_command(
     settings = evaluate.dataset_feature_settings(data_dir)
     info = data.read_info(data_dir)
     with ui.DownloadProgress() as progress:
-        weights = str(pitch_weights(settings.pitch_model, progress))
         folders = [resolve_model(m, progress) for m in models]
+        loaded_models = [(model_lib.load_model_dir(f), name) for f, name in folders]
+        for loaded, name in loaded_models:  # every model checked before CREPE is fetched
+            evaluate.check_rate(loaded, name, data_dir, info)
+        weights = str(pitch_weights(settings.pitch_model, progress))
     if plot is not None:
         storage.check_output(plot, force=force)
     results = []
     total = evaluate.count_examples(data_dir, split, None, max_examples) * len(models)
-    loaded_models = [(model_lib.load_model_dir(folder), name) for folder, name in folders]
-    for loaded, name in loaded_models:  # every model checked before any is scored
-        evaluate.check_rate(loaded, name, data_dir, info)
     with ui.CountProgress("eval", total) as bar:
         for loaded, name in loaded_models:
             scores = evaluate.evaluate(loaded, data_dir, weights, split, None, max_examples,

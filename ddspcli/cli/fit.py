@@ -82,7 +82,6 @@ def fit_command(
 
     from ddspcli import storage
     from ddspcli.engine import modeldir, train
-    from ddspcli.errors import EXIT_INTERRUPTED
 
     storage.check_output_folder(output, [dataset])
     if export is not None:
@@ -115,7 +114,7 @@ def fit_command(
         if reason == "interrupted":
             ui.warn(f"stopped at step {int(trainer.step.numpy())}; checkpoint saved in "
                     f"{output}; rerun the same command to resume")  # fmt: skip
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise KeyboardInterrupt  # 130, or 143 after SIGTERM (`_run`)
         if not trainer.chief:
             ui.info(f"{trainer.role.name} finished ({reason}) at step "
                     f"{int(trainer.step.numpy())}; the chief writes {output}")  # fmt: skip

@@ -606,6 +606,8 @@ class StopFlag:
     def _handle(self, signum, frame) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if signum == signal.SIGTERM:
+            interrupts.note_sigterm()  # the CLI exits 143, not 130
         self.requested = True
 
     def __enter__(self) -> StopFlag:

@@ -194,10 +194,10 @@ def check_outputs(jobs: list[Job], model_name: str, out_dir: str | None, *, forc
     """Fail before any work when an output must not or cannot be written (see
     `check_render_outputs`). The folders named by ``--out-dir`` and ``--stems`` are created
     (their parents must exist)."""
+    from pathlib import Path
+
     from ddspcli import storage
 
-    for folder in {out_dir, *(j.stems_dir for j in jobs)} - {None}:
-        storage.make_output_folder(folder)
     sounds, others = [], []
     for job in jobs:
         of = f" of {job.source or job.features_in}" if len(jobs) > 1 else ""
@@ -205,15 +205,27 @@ def check_outputs(jobs: list[Job], model_name: str, out_dir: str | None, *, forc
         parts = stem_paths(job, model_name, PART_NAMES)
         sounds += [(f"the {part} stem{of}", path) for part, path in parts.items()]
         others += [(f"--plot{of}", job.plot), (f"--save-features{of}", job.save_features)]
-    check_render_outputs(sounds, others, force=force)
+    check_render_outputs(sounds, others, force=force, check_files=False)  # folders may be new
+    made = []
+    try:
+        for folder in sorted({out_dir, *(j.stems_dir for j in jobs)} - {None}):
+            if not Path(folder).is_dir():
+                storage.make_output_folder(folder)
+                made.append(Path(folder))
+        check_render_outputs(sounds, others, force=force)
+    except BaseException:  # a refused run leaves no folder behind
+        for folder in reversed(made):
+            folder.rmdir()
+        raise
 
 
 def check_render_outputs(
-    sounds: list[tuple[str, str | None]], others: list[tuple[str, str | None]], *, force: bool
+    sounds: list[tuple[str, str | None]], others: list[tuple[str, str | None]], *, force: bool,
+    check_files: bool = True,
 ) -> None:
     """The outputs of a rendering command, ``(what, path)`` pairs (None: not asked for): each
     audio output in `sounds` named as `audio.output_format` writes, no two outputs the same
-    file, each one writable.
+    file, each one writable (that last check skipped without `check_files`).
 
     Raises:
         UsageError: an audio output named for another format (``-o out.csv``).
@@ -226,7 +238,7 @@ def check_render_outputs(
         if path is not None:
             audio.output_format(path)
     storage.check_distinct([*sounds, *others])
-    for _, path in [*sounds, *others]:
+    for _, path in [*sounds, *others] if check_files else []:
         if path is not None:
             storage.check_output(path, force=force)
 
