@@ -364,6 +364,7 @@ REQUIRED = {  # what each command needs besides the option, so that parsing reac
     "eval": ("model", "--data", "data"),
     "generate": ("--profile", "p.csv"),
     "live": ("-i", "in.wav", "-o", "out.wav"),
+    "room apply": ("in.wav", "--room", "ir.wav", "-o", "out.wav"),
 }
 
 

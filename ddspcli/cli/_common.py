@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,8 +89,9 @@ def pitch_weights(model: str, progress: ui.DownloadProgress) -> Path:
 
 PitchModelOpt = Annotated[choices.PitchModel, typer.Option(help="CREPE capacity.")]
 def _positive_hop(value: float | None) -> float | None:
-    """``--pitch-hop-ms`` must be positive when given (0 used to mean the default)."""
-    if value is not None and value <= 0:
+    """``--pitch-hop-ms`` must be positive when given (0 used to mean the default); NaN and
+    infinity are left to the finiteness check every float option gets (`_run`)."""
+    if value is not None and math.isfinite(value) and value <= 0:
         raise typer.BadParameter(f"{value:g} ms is not a hop; give a positive multiple of 4 ms "
                                  "(4, 16, 32, ...) or leave the option out")  # fmt: skip
     return value
