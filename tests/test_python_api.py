@@ -47,3 +47,15 @@ def test_the_example_runs_without_tensorflow(tmp_path):
     assert np.abs(audio).max() > 0.01
     # 16-bit files: three roundings of at most half a step each
     np.testing.assert_allclose(parts["harmonic"][0] + parts["noise"][0], audio, atol=2.0**-15 * 1.5)
+
+
+def test_the_runtime_commands_run_without_tensorflow(tmp_path):
+    """`info`, `features` (tiny) and `models list` on a light install: TensorFlow blocked."""
+    clip = str(ROOT / "examples" / "speech_198-209-0000.wav")
+    for args in (["info", clip, "--json"], ["models", "list"],
+                 ["features", clip, "--pitch-model", "tiny", "-o", str(tmp_path / "f.csv")]):
+        code = ("import sys; sys.modules['tensorflow'] = None; from ddspcli.cli import run; "
+                f"sys.exit(run({args!r}))")  # fmt: skip
+        run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300, check=False)  # fmt: skip
+        assert run.returncode == 0, (args, run.stderr)

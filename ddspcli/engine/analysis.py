@@ -16,7 +16,7 @@ def level_dbfs(x: np.ndarray) -> tuple[float, float]:
 
 
 class LoudnessStream:
-    """A-weighted loudness (`dsp.compute_loudness`) of a signal that arrives in blocks.
+    """A-weighted loudness (as `dsp.compute_loudness`, in NumPy) of a signal in blocks.
 
     The frames are exactly those of a one-shot computation on the whole signal (frames centred
     on multiples of the hop, ``n_fft / 2`` zeros before the first and after the last sample),
@@ -44,11 +44,16 @@ class LoudnessStream:
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
     def _compute(self, padded: np.ndarray) -> None:
-        from ddspcli.engine import dsp  # TensorFlow: imported when the input has proved good
+        """The frames of ``padded`` (``[(k - 1) * hop + n_fft]``) in dB: `features.a_weighted_db`,
+        the NumPy twin of TensorFlow's `dsp.compute_loudness` (no TensorFlow: `info` runs on
+        the light install)."""
+        from ddspcli.engine import features
 
-        loudness = dsp.compute_loudness(padded, self.sample_rate, self.frame_rate, self.n_fft,
-                                        center=False)  # fmt: skip
-        self._frames.append(loudness.numpy())
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop]
+        settings = features.FeatureSettings(
+            sample_rate=self.sample_rate, frame_rate=self.frame_rate, n_fft=self.n_fft
+        )
+        self._frames.append(features.a_weighted_db(frames, settings))
 
 
 def describe_audio(source: str, sample_rate: int = audio.DEFAULT_SAMPLE_RATE) -> dict:
