@@ -76,6 +76,11 @@ def _train_tone_model(root: Path) -> dict:
     summaries: list = []
     assert train.fit(trainer, summaries.append, lambda: False) == "done"
     after = trainer.evaluate()
+    # As `ddsp fit` leaves a finished run: with its runtime files, so no test converts it
+    # into the user's model cache (and prints the conversion line) on first use.
+    from ddspcli.engine import modeldir
+
+    modeldir.refresh_runtime_files(root / "run")
     return {"before": before, "after": after,
             "summaries": [dataclasses.asdict(s) for s in summaries]}  # fmt: skip
 
