@@ -12,31 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ddspcli.engine.pitch import N_BINS, frame_audio
 from ddspcli.errors import ModelError
 from ddspcli.runtime.litert import HOW_TO_FIX, Program
 
-SAMPLE_RATE = 16000
-FRAME_SIZE = 1024
-N_BINS = 360
 BATCH = 128  # frames per call (bounded memory for long inputs)
-
-
-def frame_audio(audio: np.ndarray, hop: int, n_frames: int | None = None) -> np.ndarray:
-    """`pitch.frame_audio`: centred frames, frame ``i`` covering samples ``i * hop - 512 ..
-    i * hop + 511`` (zeros outside).
-
-    Args:
-        audio: ``[n]`` at 16 kHz. hop: samples between frames. n_frames: default ``n // hop + 1``.
-    Returns:
-        ``[n_frames, 1024]`` float32 (a read-only strided view of a padded copy).
-    """
-    n_frames = len(audio) // hop + 1 if n_frames is None else n_frames
-    need = (n_frames - 1) * hop + FRAME_SIZE
-    padded = np.zeros(max(need, len(audio) + FRAME_SIZE), np.float32)
-    padded[FRAME_SIZE // 2 : FRAME_SIZE // 2 + len(audio)] = audio
-    return np.lib.stride_tricks.as_strided(
-        padded, shape=(n_frames, FRAME_SIZE), strides=(hop * 4, 4), writeable=False
-    )
 
 
 class Crepe:
