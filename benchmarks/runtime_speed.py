@@ -51,7 +51,7 @@ def _timed(fn, *args, **kwargs) -> tuple[float, object]:
 def prepare(model: str, seconds: list[float], folder: Path) -> None:
     """TensorFlow process: input audio, features, runtime files (decoder, CREPE tiny)."""
     from ddspcli import pretrained
-    from ddspcli.engine import audio, features, tflite_export, transfer
+    from ddspcli.engine import audio, features, tflite_export
     from ddspcli.engine import model as model_lib
 
     path = pretrained.resolve_instrument(model)[0]
@@ -60,7 +60,7 @@ def prepare(model: str, seconds: list[float], folder: Path) -> None:
     tiny = ROOT / "ddspcli" / "models" / "crepe-tiny" / "tiny.pth"
     tflite_export.write_crepe_file(tiny, folder / "crepe-tiny.tflite")
     clip = audio.read_audio(str(CLIP), SR)[0]
-    settings = transfer.feature_settings(loaded.info, "tiny", None)
+    settings = features.model_settings(loaded.info, "tiny", None)
     for s in seconds:
         x = np.tile(clip, int(np.ceil(s * SR / len(clip))))[: int(s * SR)]
         feats = features.compute_features(x, str(tiny), settings)

@@ -62,7 +62,7 @@ def random_model_dir(variant: str, folder: Path, stats: Path | None) -> Path:
 
 def time_parts(loaded, x: np.ndarray, pitch_model: str, weights: Path) -> dict[str, float]:
     """Wall seconds of features, adjustment and synthesis for `x`."""
-    settings = transfer.feature_settings(loaded.info, pitch_model, None)
+    settings = features.model_settings(loaded.info, pitch_model, None)
     out = {}
     start = time.perf_counter()
     feats = features.compute_features(x, weights, settings)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ddspcli import pretrained
 from ddspcli.engine import adjust as adjust_lib
-from ddspcli.engine import audio, streaming, transfer
+from ddspcli.engine import audio, features, streaming, transfer
 from ddspcli.engine import model as model_lib
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -116,7 +116,7 @@ def render(loaded, x: np.ndarray, weights: str, fsettings) -> tuple[dict, dict]:
 
 def check_model(name: str, folder: str, inputs: dict, tracked: dict, weights: str) -> list[dict]:
     loaded = model_lib.load_model_dir(folder)
-    fsettings = transfer.feature_settings(loaded.info, "tiny", None)
+    fsettings = features.model_settings(loaded.info, "tiny", None)
     rows = []
     for clip, x in inputs.items():
         rendered, report = render(loaded, x, weights, fsettings)

@@ -73,7 +73,7 @@ def tf_path() -> dict:
     """The TensorFlow pipeline of ``ddsp transfer --model violin --octave 1`` on the cut."""
     loaded = model_lib.load_model_dir(str(MODELS / "violin"))
     x = _clip()
-    settings = transfer.feature_settings(loaded.info, "tiny", None)
+    settings = features.model_settings(loaded.info, "tiny", None)
     tracker = crepe_tf.Crepe(pitch.load_weights(MODELS / "crepe-tiny" / "tiny.pth"))
     feats = features.compute_features(x, tracker, settings)
     feats["loudness_db"] = dsp.compute_loudness(x, 16000, 250, settings.n_fft).numpy()

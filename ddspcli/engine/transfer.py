@@ -35,30 +35,6 @@ class RenderSettings:
     subtype: str = "PCM_16"
 
 
-def feature_settings(info: dict, pitch_model: str, pitch_hop_ms: float | None):
-    """The model's feature definition (rate, frame rate, loudness) with the chosen tracker.
-
-    Everything that changes the numbers the model was trained on comes from ``model.json``;
-    only the pitch tracker's speed/accuracy trade-off is the user's choice.
-    """
-    from ddspcli.engine.features import DEFAULT_PITCH_HOP_MS, FeatureSettings, pitch_hop_on_frames
-
-    stored = dict(info.get("features") or {})
-    if pitch_hop_ms is None:  # the tracker's default hop, on the model's frame grid (vst: 20 ms)
-        default = DEFAULT_PITCH_HOP_MS[pitch_model]
-        pitch_hop_ms = pitch_hop_on_frames(default, int(info["frame_rate"]))
-    keep = ("n_fft", "range_db", "ref_db", "silence_db", "loudness")
-    settings = FeatureSettings(
-        sample_rate=int(info["sample_rate"]),
-        frame_rate=int(info["frame_rate"]),
-        pitch_model=pitch_model,
-        pitch_hop_ms=pitch_hop_ms,
-        **{k: stored[k] for k in keep if k in stored},
-    )
-    settings.validate()
-    return settings
-
-
 def read_features(path: str, settings) -> tuple[dict[str, np.ndarray], dict]:
     """Load an NPZ written by ``ddsp features -f npz`` or ``--save-features``.
 
