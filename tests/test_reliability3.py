@@ -997,20 +997,28 @@ def _pester(proc: subprocess.Popen, every: float = 0.25) -> threading.Thread:
 
 
 def test_an_ignored_sigint_is_ignored_by_transfer_sigterm_still_stops_it(tmp_path):
+    """Two runs with SIGINT ignored by their parent: one pestered with SIGINTs from start to end
+    finishes; the other, held in its command by a stdin that has not ended (no race with how fast
+    the machine transfers), ignores a SIGINT and stops on SIGTERM with 143, nothing written."""
     wav = tone(tmp_path / "x3.wav", 3.0)
-    long = tone(tmp_path / "x20.wav", 20.0)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     ignoring = _spawn_ignoring(["transfer", str(wav), "-o", "o.wav"], tmp_path / "a")
-    stopped = _spawn_ignoring(["transfer", str(long), "-o", "o.wav"], tmp_path / "b")
+    stopped = subprocess.Popen(py_ddsp("transfer", "-", "-o", "o.wav"), cwd=tmp_path / "b",
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=child_env(),
+                               preexec_fn=_ignoring_sigint)  # fmt: skip
     pester = _pester(ignoring)  # from the start to the end
+    stopped.stdin.write(wav.read_bytes()[:20000])  # part of a WAV: the rest never comes
+    stopped.stdin.flush()
     running_command(stopped)
-    time.sleep(2.0)  # past the option parsing (see the next test), into the work
+    time.sleep(0.5)  # into the command's reading of its input
     stopped.send_signal(signal.SIGINT)
     time.sleep(0.3)
     assert stopped.poll() is None  # the SIGINT changed nothing
     stopped.send_signal(signal.SIGTERM)
-    _, err_b = stopped.communicate(timeout=300)
+    stopped.wait(timeout=120)
+    _, err_b = stopped.communicate(timeout=60)
     _, err_a = ignoring.communicate(timeout=300)
     pester.join()
     assert ignoring.returncode == 0, err_a.decode()
