@@ -240,3 +240,38 @@ def test_mirrored_strategy_on_two_logical_cpus(tones, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     step, loss, eval_loss = run.stdout.split()
     assert step == "4" and np.isfinite(float(loss)) and np.isfinite(float(eval_loss))
+
+
+def test_init_from_copies_shared_weights_and_leaves_the_room_new(tone_model, tones, tmp_path):
+    """`fit --init-from`: a new run with a room starts from a dry model's weights (every
+    variable the two share, equal), the room keeps its initial values, train.json records the
+    source, and a source of another shape is one clear line with nothing left behind."""
+    source = tone_model["run"]
+    roomed = [*CLI_SMALL[:-2], "--gin-param", "Autoencoder.reverb_length = 4000",
+              "--gin-param", "Autoencoder.room = 'decay'"]  # fmt: skip
+    assert CLI_SMALL[-1] == "Autoencoder.reverb_length = 0"
+    out = tmp_path / "room-run"
+    run = ddsp("fit", str(tones), "-o", str(out), "--variant", "tiny", *roomed, "--steps", "1",
+               "--learning-rate", "0", "--init-from", str(source))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    def weights(folder: Path) -> dict[str, np.ndarray]:  # checkpoint key -> value (model only)
+        prefix = str(folder / json.loads((folder / "model.json").read_text())["checkpoint"])
+        return {k: tf.train.load_variable(prefix, k) for k, _ in tf.train.list_variables(prefix)
+                if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}  # fmt: skip
+
+    shared, mine = weights(source), weights(out)
+    new = sorted(set(mine) - set(shared))
+    assert set(shared) <= set(mine)
+    assert {"model/reverb/decay/.ATTRIBUTES/VARIABLE_VALUE",
+            "model/reverb/level/.ATTRIBUTES/VARIABLE_VALUE"} <= set(new), new  # fmt: skip
+    for key, value in shared.items():  # lr 0: one step leaves the copied weights as they were
+        np.testing.assert_array_equal(mine[key], value, err_msg=key)
+    trainable = len(model.load_model_dir(str(source)).model.trainable_variables)
+    assert f"{trainable} weight variables copied, 2 new" in run.stderr
+    assert json.loads((out / "train.json").read_text())["init_from"] == str(source)
+    wide = tmp_path / "wide"  # another GRU size: the shared paths differ in shape
+    run = ddsp("fit", str(tones), "-o", str(wide), "--variant", "tiny", *CLI_SMALL,
+               "--gin-param", "Autoencoder.rnn_units = 32", "--steps", "1",
+               "--init-from", str(source))  # fmt: skip
+    assert run.returncode == EXIT_INPUT and "cannot start from" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not wide.exists()

@@ -69,6 +69,11 @@ def fit_command(
     export: Annotated[
         Path | None, typer.Option(help="Also write an inference-only copy here at the end.")
     ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(help="Start a new run from this model's weights (a name or a folder; "
+                     "what it lacks, e.g. a room, starts afresh)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Start the run over.")] = False,
 ) -> None:
     """Train a DDSP autoencoder on a prepared dataset; rerun the same command to resume.
@@ -81,6 +86,7 @@ def fit_command(
     from dataclasses import asdict
 
     from ddspcli import storage
+    from ddspcli.cli._common import resolve_model
     from ddspcli.engine import modeldir, train
 
     storage.check_output_folder(output, [dataset])
@@ -92,11 +98,19 @@ def fit_command(
         summary_every=summary_every, stop_loss=stop_loss, patience=patience, jit=jit,
         strategy=strategy.value, cluster_timeout=cluster_timeout,
     )  # fmt: skip
+    source = None
+    if init_from is not None:
+        with ui.DownloadProgress() as progress:
+            source = resolve_model(init_from, progress)[0]
     trainer, resumed = train.open_run(
         output, dataset, settings, variant=variant.value, gin_files=gin_file or (),
         gin_params=gin_param or (), z=z, force=force, steps_given=steps is not None,
+        init_from=source,
     )  # fmt: skip
     settings = trainer.settings
+    if trainer.initialised is not None:
+        origin, copied, kept = trainer.initialised
+        ui.info(f"starting from {origin}: {copied} weight variables copied, {kept} new")
     start = int(trainer.step.numpy())
     if resumed:
         ui.info(f"resuming {output} at step {start} of {settings.steps}")

@@ -89,6 +89,8 @@ class Room(tf.Module):
         self._t = tf.constant(np.arange(reverb_length) / sample_rate, tf.float32)  # [m] s
         noise = rng.normal([reverb_length]) if rng else tf.random.normal([reverb_length])
         self.noise = tf.Variable(noise, trainable=False, name="noise")
+        # A short IR (its length bounds the decay) starts inside its bounds, not at them.
+        init_rt60_s = min(max(init_rt60_s, self.min_rt60_s * 1.05), self.max_rt60_s / 1.05)
         u = _logit(np.log(init_rt60_s / self.min_rt60_s)
                    / np.log(self.max_rt60_s / self.min_rt60_s))  # fmt: skip
         v = _logit(10.0 ** ((init_level_db - max_level_db) / 20.0))

@@ -223,6 +223,7 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step
         )
         self.variables = self.model.trainable_variables
+        self.initialised: tuple[str, int, int] | None = None  # (source, copied, kept)
         jit = settings.jit or None  # None: TF's default (no XLA for the whole step)
         self._train_step = tf.function(self._distributed_train_step, jit_compile=jit)
 
@@ -325,6 +326,37 @@ class Trainer:
             return False
         self.checkpoint.read(prefix).assert_consumed()
         return True
+
+    def initialise_from(self, source: str) -> tuple[int, int]:
+        """Start this new run from the weights of the model folder `source` (fine-tuning).
+
+        Variables present in both, at the same checkpoint path with the same shape, take the
+        source's values; the others (a room the source has not, say) keep their initial
+        values. The optimizer and the step start afresh.
+
+        Returns:
+            ``(copied, kept)``: how many trainable variables came from `source`, how many kept
+            their initial values.
+        Raises:
+            InputError: `source` is not a model folder, was trained at other rates, or a
+                variable shared by both has another shape.
+        """
+        info_path = storage.join(source, model_lib.MODEL_JSON)
+        if not storage.exists(info_path):
+            raise InputError(f"--init-from {source} is not a model folder (no model.json)")
+        info = _read_json(Path(info_path))
+        check_dataset(self.info, info["sample_rate"], info["frame_rate"], f"model {source}")
+        before = [v.numpy().copy() for v in self.variables]
+        try:
+            tf.train.Checkpoint(model=self.model).read(
+                storage.join(source, info["checkpoint"])
+            ).expect_partial()
+        except (ValueError, tf.errors.OpError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot start from {source}: {first}") from None
+        after = [v.numpy() for v in self.variables]
+        copied = sum(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+        return copied, len(self.variables) - copied
 
     def check_same_step(self) -> None:
         """Multi-worker: every worker must start from the same step (the chief's checkpoint).
@@ -497,12 +529,15 @@ def open_run(
     z: bool = False,
     force: bool = False,
     steps_given: bool = False,
+    init_from: str | None = None,
 ) -> tuple[Trainer, bool]:
     """A new run, or the existing one at `run` resumed. Returns ``(trainer, resumed)``.
 
     With ``strategy="multiworker"`` the ``TF_CONFIG`` is checked before anything is written;
     a worker other than the chief never writes `run`: it resumes from the chief's checkpoint
     there (without `force`), else starts from the same arguments the chief starts from.
+    `init_from`: a model folder whose weights a new run starts from (`Trainer.initialise_from`;
+    recorded in train.json); a resumed run continues from its own checkpoint instead.
     """
     run = Path(run)
     folder = RunFolder(run)
@@ -529,6 +564,7 @@ def open_run(
         stored.cluster_timeout = settings.cluster_timeout
         settings = stored
         variant = train_json.get("variant", variant)
+        init_from = train_json.get("init_from", init_from)
     else:
         try:
             config = model_lib.config_text(variant, list(gin_files), list(gin_params), z)
@@ -537,7 +573,7 @@ def open_run(
         if variant == choices.Variant.VST.value:  # before any file is written
             check_variant_data(variant, data.read_info(data_dir), data_dir)
         if chief:
-            written = _prepare_run_folder(run, data_dir, config, settings, variant)
+            written = _prepare_run_folder(run, data_dir, config, settings, variant, init_from)
     try:
         seed_process(settings.seed)
         trainer = Trainer(run, data_dir, config, settings, variant)
@@ -551,12 +587,24 @@ def open_run(
             info = _read_json(model_info)
             check_dataset(trainer.info, info["sample_rate"], info["frame_rate"], f"run {run}")
         resumed = trainer.restore() or chief  # another worker: only a checkpoint counts
+    if init_from is not None and int(trainer.step.numpy()) == 0:
+        try:
+            trainer.initialised = (init_from, *trainer.initialise_from(init_from))
+        except InputError:
+            if not resumed and chief:
+                _undo_run_folder(run, written)
+            raise
     trainer.check_same_step()
     return trainer, resumed
 
 
 def _prepare_run_folder(
-    run: Path, data_dir: str, config: str, settings: TrainSettings, variant: str
+    run: Path,
+    data_dir: str,
+    config: str,
+    settings: TrainSettings,
+    variant: str,
+    init_from: str | None = None,
 ) -> list[Path]:
     """Write a new run's configuration; returns what was created (for `_undo_run_folder`)."""
     data_info = data.read_info(data_dir)  # a missing or empty dataset fails before any write
@@ -576,7 +624,10 @@ def _prepare_run_folder(
     if storage.exists(stats):
         storage.write_text(run / data.STATISTICS_JSON, storage.read_text(stats))
         created.append(run / data.STATISTICS_JSON)
-    _write_json(run / TRAIN_JSON, {**asdict(settings), "variant": variant, "data": data_dir})
+    described = {**asdict(settings), "variant": variant, "data": data_dir}
+    if init_from is not None:
+        described["init_from"] = str(init_from)
+    _write_json(run / TRAIN_JSON, described)
     created.append(run / TRAIN_JSON)
     return created
 
