@@ -132,6 +132,31 @@ MAX_SHIFT_SEMITONES = 96.0  # --semitones, --transpose: 8 octaves
 MAX_LIVE_BLOCK_MS = 1000.0  # --block-ms
 MAX_TAIL_S = 60.0  # generate --tail
 
+# Rooms (issue 29): `--room MODEL|IR.wav|none` on transfer, generate and live, and the level of
+# its wet path, `--room-mix DB` (0 dB: as learned or as given). Below the lower bound the room
+# is inaudible (use `--room none`); above the upper one the wet path would bury the note.
+ROOM_NONE = "none"  # --room none: the dry (dereverberated) performance
+MAX_ROOM_IR_S = 10.0  # longest impulse-response file `--room` accepts (s)
+ROOM_MIX_DB = 0.0
+MIN_ROOM_MIX_DB = -60.0
+MAX_ROOM_MIX_DB = 20.0
+
+
+def room_help() -> str:
+    """The help line of ``--room``."""
+    return (
+        "The room to play in: a model's learned room (name or folder), an impulse-response "
+        f"file (at most {MAX_ROOM_IR_S:g} s), or {ROOM_NONE} (dry). Default: the model's own."
+    )
+
+
+def room_mix_help() -> str:
+    """The help line of ``--room-mix``."""
+    return (
+        f"Level of the room (its wet path) in dB, {MIN_ROOM_MIX_DB:g}..{MAX_ROOM_MIX_DB:+g}; "
+        "0: as learned or as given."
+    )
+
 
 def values(choice: type[Enum]) -> tuple[str, ...]:
     """The string values of an Enum of choices, in order."""

@@ -377,6 +377,8 @@ class Instrument:
         *,
         stems: bool = False,
         reverb: bool = True,
+        room: np.ndarray | None = None,
+        room_mix_db: float = choices.ROOM_MIX_DB,
         seed: int = 0,
         block_s: float = DEFAULT_BLOCK_S,
         n_samples: int | None = None,
@@ -388,9 +390,10 @@ class Instrument:
         Args:
             features: ``f0_hz`` (Hz), ``loudness_db`` (dB) ``[t]``; z models: ``audio``
                 (``[>= t * hop]`` at the model's rate) or ``z`` ``[t, z_dims]``.
-            stems: also ``harmonic``, ``noise`` and (with a reverb) ``reverb``, the wet part:
-                they sum to ``audio``.
-            reverb: False renders the dry mix. seed: noise seed.
+            stems: also ``harmonic``, ``noise`` and (with a room) ``reverb``, the wet part of
+                the room used: they sum to ``audio``.
+            reverb: False renders the dry mix (no room at all). seed: noise seed.
+            room, room_mix_db: the room and its level (see `room_ir`).
             n_samples: cut every part to this many samples (default ``t * hop``).
             progress: called with the frames of each block rendered.
         Returns:
@@ -399,7 +402,8 @@ class Instrument:
         block = max(1, round(block_s * self.frame_rate))
         out = self.runtime.render(
             features["f0_hz"], features["loudness_db"], features.get("audio"), z=features.get("z"),
-            seed=seed, reverb=reverb, block_frames=block, stems=stems, progress=progress,
+            seed=seed, reverb=reverb, room_ir=self.room_ir(room, room_mix_db, reverb),
+            block_frames=block, stems=stems, progress=progress,
         )  # fmt: skip
         if n_samples is not None:
             out = {k: v[:n_samples] for k, v in out.items()}
@@ -412,6 +416,8 @@ class Instrument:
         *,
         stems: bool = False,
         reverb: bool = True,
+        room: np.ndarray | None = None,
+        room_mix_db: float = choices.ROOM_MIX_DB,
         seed: int = 0,
         **adjustments: object,
     ) -> tuple[dict[str, np.ndarray], dict]:
@@ -429,23 +435,88 @@ class Instrument:
         adjusted, report = self.adjust(feats, **adjustments)
         report["warnings"] = []
         if adjusted["notes"].any():
-            return self.render(adjusted, stems=stems, reverb=reverb, seed=seed,
-                               n_samples=len(x)), report  # fmt: skip
+            parts = self.render(adjusted, stems=stems, reverb=reverb, room=room,
+                                room_mix_db=room_mix_db, seed=seed, n_samples=len(x))  # fmt: skip
+            return parts, report
         report["warnings"].append("no notes found (no frame with a confident pitch above the "
                                   "loudness floor): the output is silent")  # fmt: skip
-        keys = ["audio", *(self.stem_names(reverb) if stems else ())]
+        keys = ["audio", *(self.stem_names(reverb, room) if stems else ())]
         return {k: np.zeros(len(x), np.float32) for k in keys}, report
 
-    def stem_names(self, reverb: bool = True) -> tuple[str, ...]:
-        """The stems `render` returns with ``stems=True``."""
+    def stem_names(self, reverb: bool = True, room: np.ndarray | None = None) -> tuple[str, ...]:
+        """The stems `render` returns with ``stems=True`` (and these `reverb`, `room`)."""
         names = ["harmonic"]
         if self.runtime.synth.get("n_noise_bands"):
             names.append("noise")
-        if reverb and self.runtime.reverb_ir is not None:
+        if reverb and (room is not None or self.runtime.reverb_ir is not None):
             names.append("reverb")
         return tuple(names)
 
-    def stream(self, *, seed: int = 0, reverb: bool = True) -> runtime.Stream:
+    def stream(
+        self, *, seed: int = 0, reverb: bool = True, room: np.ndarray | None = None,
+        room_mix_db: float = choices.ROOM_MIX_DB,
+    ) -> runtime.Stream:  # fmt: skip
         """A `ddspcli.runtime.Stream` from silence: ``push(f0_hz, loudness_db)`` any number of
-        frames at a time returns the samples now final; ``finish()`` the rest."""
-        return self.runtime.stream(seed=seed, reverb=reverb)
+        frames at a time returns the samples now final; ``finish()`` the rest. `reverb`,
+        `room`, `room_mix_db` as `render`'s."""
+        return self.runtime.stream(seed, reverb, self.room_ir(room, room_mix_db, reverb))
+
+    # Rooms (issue 29) -------------------------------------------------------------------------
+
+    def room_ir(
+        self, room: np.ndarray | None = None, room_mix_db: float = choices.ROOM_MIX_DB,
+        reverb: bool = True,
+    ) -> np.ndarray | None:  # fmt: skip
+        """The impulse response the runtime convolves with instead of the model's own.
+
+        Args:
+            room: the wet IR ``[m]`` (float, at the model's `sample_rate`; the room only: no
+                direct sound, which the dry path carries; `open_room` makes one), or None
+                for the model's own room.
+            room_mix_db: the wet path's level in dB relative to `room` (0: as learned or as
+                given).
+            reverb: False: the dry render (no room), which takes neither `room` nor a level.
+        Returns:
+            None where the model's own room plays unchanged (bit for bit as without these
+            arguments), else ``10**(room_mix_db / 20) * room`` ``[m]`` float64.
+        Raises:
+            ValueError: a room or a level with ``reverb=False``, a level without any room
+                (the model has none of its own), a room that is not ``[m]`` finite numbers.
+        """
+        if not reverb:
+            if room is not None or room_mix_db != 0.0:
+                raise ValueError("a dry render (no reverb) takes no room and no room level")
+            return None
+        if room is None and room_mix_db == 0.0:
+            return None
+        base = self.runtime.reverb_ir if room is None else np.asarray(room, np.float64)
+        if base is None:
+            raise ValueError(f"{self.name} has no room of its own to set the level of; give a "
+                             "room (--room MODEL|IR.wav)")  # fmt: skip
+        if base.ndim != 1 or not np.isfinite(base).all():
+            raise ValueError(f"a room is a [samples] impulse response of finite numbers, not "
+                             f"{list(base.shape)}")  # fmt: skip
+        return np.asarray(base, np.float64) * 10.0 ** (float(room_mix_db) / 20.0)
+
+    def open_room(self, spec: str, progress: pretrained.Progress | None = None):
+        """``--room MODEL|IR.wav`` -> an `engine.room_io.RoomIR` at this model's rate (its
+        ``wet`` is `render`'s `room`; ``notes`` say what was mixed or resampled).
+
+        An existing file is an impulse-response file (`room_io.file_room`: mono, resampled,
+        at most `choices.MAX_ROOM_IR_S` s); anything else a model name or folder, resolved
+        as `open` does, whose runtime files hold its learned room.
+
+        Raises:
+            InputError: the file is not audio, silent or too long; a missing path.
+            ModelError: an unknown model, or one without a room.
+        """
+        from ddspcli.engine import room_io  # SciPy: only when a room is asked for
+
+        if Path(spec).is_file():
+            return room_io.file_room(spec, self.sample_rate)
+        if not Path(spec).exists() and (Path(spec).suffix or os.sep in spec):
+            raise InputError(f"--room {spec}: no such file or model folder")
+        resolved = resolve_model(spec, progress)
+        rt = runtime.load(runtime_folder(resolved.folder, None, progress))
+        return room_io.learned_room(rt.reverb_ir, rt.sample_rate, resolved.name,
+                                    self.sample_rate)  # fmt: skip

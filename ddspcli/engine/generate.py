@@ -407,7 +407,8 @@ def run(
     preroll = preroll_frames(frame_rate)
     features = {k: np.concatenate([np.repeat(v[:1], preroll, axis=0), v]) for k, v in
                 features.items()}  # fmt: skip
-    rendered = player.render(features, reverb=rsettings.reverb, seed=rsettings.seed,
+    rendered = player.render(features, reverb=rsettings.reverb, room=rsettings.room,
+                             room_mix_db=rsettings.room_mix_db, seed=rsettings.seed,
                              block_s=rsettings.block_s, progress=progress)["audio"]  # fmt: skip
     parts = {"audio": rendered[preroll * player.hop :]}
     n_samples = len(parts["audio"])

@@ -55,6 +55,7 @@ class LiveSettings:
     note_floor_db: float = -60.0
     release_ms: float = 40.0  # a note ends after this long below the off thresholds
     reverb: bool = True
+    room_mix_db: float = choices.ROOM_MIX_DB  # the room's wet level (dB; `Instrument.room_ir`)
     seed: int = 0
 
     def pitch_hop(self, frame_rate: int = 250) -> float:
@@ -324,10 +325,13 @@ class LiveEngine:
         player: the `ddspcli.instrument.Instrument` played (its runtime, statistics and
             CREPE; no TensorFlow). settings: see `LiveSettings`.
         block: samples per `process` call (the last call may be shorter).
+        room: ``[m]`` wet IR at the model's rate played instead of the model's own room (None:
+            its own), through the runtime's partitioned convolver: no added latency.
     """
 
-    def __init__(self, player, settings: LiveSettings, block: int):
-        self.player, self.settings, self.block = player, settings, block
+    def __init__(self, player, settings: LiveSettings, block: int,
+                 room: np.ndarray | None = None):  # fmt: skip
+        self.player, self.settings, self.block, self.room = player, settings, block, room
         if player.has_z:
             raise ValueError("live does not run z-encoder models (trained with --z) yet")
         fsettings = features.model_settings(player.info, settings.pitch_model,
@@ -337,7 +341,7 @@ class LiveEngine:
                                        fsettings.pitch_stride)  # fmt: skip
         self.adjuster = LiveAdjuster(player.statistics, settings, player.frame_rate,
                                      adjust_lib.f0_limits(player.sample_rate))  # fmt: skip
-        self._stream = player.stream(seed=settings.seed, reverb=settings.reverb)
+        self._stream = self._new_stream()
         self.delay = pipeline_delay(block, self.hop, self._stream.lag)
         self.recorded: list[dict[str, np.ndarray]] | None = None  # adjusted frames, if a list
         self.reset()
@@ -345,11 +349,17 @@ class LiveEngine:
     def reset(self) -> None:
         """Back to the start of a stream: state, statistics, delay line (interpreters kept)."""
         self.features.reset()
-        self._stream = self.player.stream(seed=self.settings.seed, reverb=self.settings.reverb)
+        self._stream = self._new_stream()
         self.adjuster = LiveAdjuster(self.player.statistics, self.settings,
                                      self.player.frame_rate, self.adjuster.limits)  # fmt: skip
         self._fifo = np.zeros(self.delay, np.float32)
         self.stats = Stats(self.settings.block_ms, self.latency_ms())
+
+    def _new_stream(self):
+        """The runtime stream from silence, with the settings' room."""
+        s = self.settings
+        return self.player.stream(seed=s.seed, reverb=s.reverb, room=self.room,
+                                  room_mix_db=s.room_mix_db)  # fmt: skip
 
     def warm_up(self) -> None:
         """Run every interpreter on silence, then reset: the first real blocks run at full

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import storage
+from ddspcli import choices, storage, tfimport
 from ddspcli.engine import acoustics, audio
 from ddspcli.errors import InputError, ModelError
 
-MAX_IR_S = 10.0  # longest impulse-response file `--room` accepts (s)
+MAX_IR_S = choices.MAX_ROOM_IR_S  # longest impulse-response file `--room` accepts (s)
 
 
 @dataclass
@@ -39,20 +39,53 @@ def is_model_folder(path: str) -> bool:
     return storage.isdir(path) and storage.exists(storage.join(path, "model.json"))
 
 
-def model_room(model_dir: str) -> RoomIR:
-    """The room of a model folder (`ModelError` when it has none)."""
-    from ddspcli.engine import dsp
-    from ddspcli.engine import model as model_lib
-    from ddspcli.engine import room as room_lib
+def no_room(source: str) -> ModelError:
+    """The one line for a model without a room (exit 5)."""
+    return ModelError(f"{source} has no room (it was trained dry); pass an IR file or a model "
+                      "trained with one (--variant harmonic+noise+room)")  # fmt: skip
 
+
+def model_room(model_dir: str) -> RoomIR:
+    """The room of a model folder, with its parameters (TensorFlow: `tfimport.engine_module`;
+    `ModelError` when it has none or TensorFlow is missing)."""
+    try:
+        dsp = tfimport.engine_module("dsp")
+        model_lib = tfimport.engine_module("model")
+        room_lib = tfimport.engine_module("room")
+    except ModuleNotFoundError:
+        raise ModelError(f"reading the room of {model_dir} needs TensorFlow: "
+                         f"{tfimport.TRAIN_EXTRA}") from None  # fmt: skip
     loaded = model_lib.load_model_dir(model_dir)
     reverb = loaded.model.reverb
     if reverb is None:
-        raise ModelError(f"{model_dir} has no room (it was trained dry); pass an IR file or "
-                         "a model trained with one (--variant harmonic+noise+room)")  # fmt: skip
+        raise no_room(model_dir)
     wet = reverb.effective_ir(dsp.tf_float32(reverb.ir)).numpy().astype(np.float64)
     parameters = reverb.summary() if isinstance(reverb, room_lib.Room) else None
     return RoomIR(wet, int(loaded.model.sample_rate), model_dir, parameters=parameters)
+
+
+def learned_room(ir: np.ndarray | None, sample_rate: int, source: str,
+                 target_rate: int | None = None) -> RoomIR:  # fmt: skip
+    """A model's room from its runtime files: its effective wet IR ``[m]`` (first tap 0, no
+    direct sound) at `sample_rate` (Hz), resampled to `target_rate` with a note.
+
+    Raises:
+        ModelError: `ir` is None (the model has no room).
+    """
+    if ir is None:
+        raise no_room(source)
+    return resampled(RoomIR(np.asarray(ir, np.float64), int(sample_rate), source), target_rate)
+
+
+def resampled(room: RoomIR, sample_rate: int | None) -> RoomIR:
+    """`room` at `sample_rate` (Hz; None: as it is), with a note when resampled."""
+    if sample_rate is None or room.sample_rate == sample_rate:
+        return room
+    room.notes.append(f"{room.source}: room resampled from {room.sample_rate} Hz to "
+                      f"{sample_rate} Hz")  # fmt: skip
+    room.wet = audio.resample(room.wet, room.sample_rate, sample_rate).astype(float)
+    room.sample_rate = sample_rate
+    return room
 
 
 def file_room(path: str, sample_rate: int | None = None) -> RoomIR:
@@ -88,13 +121,7 @@ def load_room(spec: str, sample_rate: int | None = None) -> RoomIR:
     """``--room``: a model folder (its room, resampled to `sample_rate` if that differs) or
     an impulse-response file."""
     if is_model_folder(spec):
-        room = model_room(spec)
-        if sample_rate is not None and room.sample_rate != sample_rate:
-            room.notes.append(f"{spec}: room resampled from {room.sample_rate} Hz to "
-                              f"{sample_rate} Hz")  # fmt: skip
-            room.wet = audio.resample(room.wet, room.sample_rate, sample_rate).astype(float)
-            room.sample_rate = sample_rate
-        return room
+        return resampled(model_room(spec), sample_rate)
     if not Path(spec).exists() and not storage.is_remote(spec):
         raise InputError(f"--room {spec}: no such file or model folder")
     return file_room(spec, sample_rate)

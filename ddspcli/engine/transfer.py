@@ -11,7 +11,7 @@ engine.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,10 @@ class RenderSettings:
     """How audio is rendered and written."""
 
     reverb: bool = True  # False: the dry signal (harmonic + noise)
+    # The room: a wet IR [m] at the model's rate instead of the model's own (None), and the
+    # level of the wet path in dB (`Instrument.room_ir`).
+    room: np.ndarray | None = field(default=None, compare=False)
+    room_mix_db: float = 0.0
     sample_rate: int | None = None  # output rate; None: the model's
     peak_db: float = -1.0  # ceiling (dBFS) of the peak-safe gain
     normalize: bool = False  # scale the peak to exactly `peak_db`
@@ -332,7 +336,7 @@ def run_job(
     )
     adjusted, report = adjust(feats, player.statistics, adjustments, f0_limits(player.sample_rate))
     warnings = []
-    parts = player.stem_names(rsettings.reverb) if job.stems_dir else ()
+    parts = player.stem_names(rsettings.reverb, rsettings.room) if job.stems_dir else ()
     if not adjusted["notes"].any():
         warnings.append(
             f"{job.source or job.features_in}: no notes found (no frame with pitch confidence "
@@ -344,7 +348,8 @@ def run_job(
     else:
         rendered = player.render(
             {**adjusted, "audio": samples}, stems=bool(parts), reverb=rsettings.reverb,
-            seed=rsettings.seed, block_s=rsettings.block_s,
+            room=rsettings.room, room_mix_db=rsettings.room_mix_db, seed=rsettings.seed,
+            block_s=rsettings.block_s,
             progress=lambda n: advance(RENDER_COST * n, f"{label}: synthesis"),
         )  # fmt: skip
         rendered = {k: rendered[k] for k in ("audio", *parts)}

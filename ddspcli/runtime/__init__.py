@@ -97,9 +97,12 @@ class Runtime:
     def hop(self) -> int:
         return int(self.synth["hop"])
 
-    def stream(self, seed: int = 0, reverb: bool = True) -> Stream:
-        """A stream from silence (fresh decoder state, noise from sample 0)."""
-        return Stream(self, seed, reverb)
+    def stream(
+        self, seed: int = 0, reverb: bool = True, room_ir: np.ndarray | None = None
+    ) -> Stream:
+        """A stream from silence (fresh decoder state, noise from sample 0); `room_ir` as
+        `Stream`'s."""
+        return Stream(self, seed, reverb, room_ir)
 
     def render(
         self,
@@ -110,6 +113,7 @@ class Runtime:
         z: np.ndarray | None = None,
         seed: int = 0,
         reverb: bool = True,
+        room_ir: np.ndarray | None = None,
         block_frames: int = DEFAULT_BLOCK_FRAMES,
         stems: bool = False,
         progress: Callable[[int], None] | None = None,
@@ -121,6 +125,8 @@ class Runtime:
             audio: ``[>= t * hop]`` input audio at the model's rate (z models, unless `z`).
             z: ``[t, z_dims]`` given latents (z models).
             seed: noise seed. reverb: False renders the dry mix.
+            room_ir: ``[m]`` wet impulse response at the model's rate (first tap 0, no direct
+                sound) used instead of `reverb_ir` (None: the model's own).
             block_frames: frames decoded per block; z models encode each block's audio on
                 its own (padded to `block_frames` like TensorFlow's renderer, so use the same
                 value to get the same z).
@@ -131,7 +137,7 @@ class Runtime:
         """
         n = len(f0_hz)
         block = max(1, min(block_frames, n))
-        stream = self.stream(seed, reverb)
+        stream = self.stream(seed, reverb, room_ir)
         out: dict[str, np.ndarray] = {}  # filled in place: one array per part kept, [n * hop]
         at = 0
 
@@ -180,12 +186,17 @@ class Stream:
     (float32 rounding aside), except for z models, whose encoder frames each block's audio.
     """
 
-    def __init__(self, runtime: Runtime, seed: int = 0, reverb: bool = True) -> None:
+    def __init__(
+        self, runtime: Runtime, seed: int = 0, reverb: bool = True,
+        room_ir: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
+        """`room_ir`: ``[m]`` wet IR (model's rate, first tap 0) convolved instead of the
+        model's `reverb_ir` (None: the model's own); `reverb` False: neither (dry)."""
         self.runtime = runtime
         runtime.decoder.reset()
         if runtime.z_encoder is not None:
             runtime.z_encoder.reset()
-        ir = runtime.reverb_ir if reverb else None
+        ir = (runtime.reverb_ir if room_ir is None else room_ir) if reverb else None
         self.synth = synth_lib.SynthStream(runtime.synth, seed, ir)
         self.lag = self.synth.lag
 
