@@ -119,8 +119,53 @@ QuietDbOpt = Annotated[
     float, typer.Option("--quiet-db", help="dB off the frames without notes (auto-adjust).")
 ]
 
-# Rendering options shared by `transfer` and `generate`.
-ReverbOpt = Annotated[bool, typer.Option(help="Apply the model's reverb.")]
+# Rendering options shared by `transfer` and `generate` (the room ones by `live` too).
+ReverbOpt = Annotated[
+    bool, typer.Option(help="Apply the model's room (--no-reverb: the same as --room none).")
+]
+RoomOpt = Annotated[str | None, typer.Option("--room", help=choices.room_help())]
+RoomMixOpt = Annotated[
+    float,
+    typer.Option("--room-mix", help=choices.room_mix_help(), min=choices.MIN_ROOM_MIX_DB,
+                 max=choices.MAX_ROOM_MIX_DB),
+]  # fmt: skip
+
+
+def room_plays(room: str | None, room_mix: float, reverb: bool) -> bool:
+    """Whether a room plays, refusing contradictions as usage errors (before any work):
+    ``--no-reverb`` (an alias of ``--room none``) with another ``--room``, and ``--room-mix``
+    without a room to set the level of."""
+    dry = room == choices.ROOM_NONE
+    if not reverb and room is not None and not dry:
+        raise typer.BadParameter(f"--no-reverb renders without a room but --room {room} asks "
+                                 f"for one; give one of them (--room {choices.ROOM_NONE} is "
+                                 "the dry render)")  # fmt: skip
+    if (dry or not reverb) and room_mix != choices.ROOM_MIX_DB:
+        raise typer.BadParameter(f"--room-mix {room_mix:g} sets the level of a room, but the "
+                                 "render is dry; drop one of them")  # fmt: skip
+    return reverb and not dry
+
+
+def open_room(player, room: str | None, room_mix: float, progress: ui.DownloadProgress):
+    """``--room MODEL|IR.wav`` (where `room_plays`) for `player` (an `Instrument`) -> the wet
+    IR its render takes (None: the model's own), its notes said on stderr; the room's file (or
+    the room model's files) protected as inputs. A ``--room-mix`` the model cannot use (it
+    has no room of its own and none is given) is a usage error."""
+    from ddspcli import storage
+
+    ir = None
+    if room is not None:
+        found = player.open_room(room, progress)
+        if Path(room).is_file():
+            storage.protect_inputs([room])
+        else:
+            resolve_model(room, progress)  # resolved already: protects the model's files
+        for note in found.notes:
+            ui.info(f"note: {note}")
+        ir = found.wet
+    with usage_errors():
+        player.room_ir(ir, room_mix)
+    return ir
 SampleRateOpt = Annotated[
     int | None, typer.Option(help="Output rate in Hz (default: the model's).", min=8000)
 ]

@@ -13,9 +13,13 @@ from ddspcli.cli._common import (
     NormalizeOpt,
     PeakDbOpt,
     ReverbOpt,
+    RoomMixOpt,
+    RoomOpt,
     SampleRateOpt,
     emit_json,
     open_instrument,
+    open_room,
+    room_plays,
     stdout_conflict,
     usage_errors,
 )
@@ -61,6 +65,8 @@ def generate_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise and of the z path.")] = 0,
     reverb: ReverbOpt = True,
+    room: RoomOpt = None,
+    room_mix: RoomMixOpt = choices.ROOM_MIX_DB,
     sample_rate: SampleRateOpt = None,
     peak_db: PeakDbOpt = -1.0,
     normalize: NormalizeOpt = False,
@@ -86,10 +92,12 @@ def generate_command(
         if (midi is None) == (profile is None):
             raise ValueError("give exactly one of --midi FILE and --profile CSV")
     stdout_conflict(json_out, output)
+    plays = room_plays(room, room_mix, reverb)
     source = midi or profile
     storage.protect_inputs([source])
     with ui.DownloadProgress() as progress:
         player = open_instrument(model, progress, load_pitch=False)
+        room_ir = open_room(player, room, room_mix, progress) if plays else None
     name = player.name
     target = output or transfer.default_output(source, name, None)
     transfer.check_render_outputs(
@@ -106,7 +114,8 @@ def generate_command(
         ui.warn(line)
     n_frames = len(controls["f0_hz"])
     z = generate.latent_trajectory(player, n_frames, z_mode.value, seed, z_component)
-    rsettings = transfer.RenderSettings(reverb=reverb, sample_rate=sample_rate, peak_db=peak_db,
+    rsettings = transfer.RenderSettings(reverb=plays, room=room_ir, room_mix_db=room_mix,
+                                        sample_rate=sample_rate, peak_db=peak_db,
                                         normalize=normalize, seed=seed)  # fmt: skip
     total = generate.frames_to_render(n_frames, player.frame_rate)
     with ui.CountProgress("generate", total, show_count=False) as bar:

@@ -17,8 +17,12 @@ from ddspcli.cli._common import (
     PitchModelOpt,
     QuietDbOpt,
     ReverbOpt,
+    RoomMixOpt,
+    RoomOpt,
     SemitonesOpt,
     open_instrument,
+    open_room,
+    room_plays,
     usage_errors,
 )
 
@@ -64,6 +68,8 @@ def live_command(
     pitch_model: PitchModelOpt = choices.LIVE_PITCH_MODEL,
     pitch_hop_ms: PitchHopOpt = None,
     reverb: ReverbOpt = True,
+    room: RoomOpt = None,
+    room_mix: RoomMixOpt = choices.ROOM_MIX_DB,
     pace: Annotated[
         choices.Pace,
         typer.Option(help="Files and pipes: as fast as possible, or wait for the clock."),
@@ -102,13 +108,14 @@ def live_command(
         ms = live.measure_round_trip(*devices, rate or 16000)
         typer.echo(f"{ms:.1f}")
         return
+    plays = room_plays(room, room_mix, reverb)
     if kinds["output"] == "file":
         audio.output_format(output)  # WAV or FLAC; a device or FIFO (/dev/null) gets WAV
     settings = live.LiveSettings(
         block_ms=block_ms, pitch_model=pitch_model.value, pitch_hop_ms=pitch_hop_ms,
         auto=auto_adjust, octaves=octave, semitones=semitones, loudness_shift_db=loudness_shift,
         autotune=autotune, quiet_db=quiet_db, note_on_confidence=note_confidence,
-        reverb=reverb, seed=seed,
+        reverb=plays, room_mix_db=room_mix, seed=seed,
     )  # fmt: skip
     if kinds["input"] == "file":
         storage.protect_inputs([input_])
@@ -120,9 +127,10 @@ def live_command(
             storage.check_output(target, force=force)
     with ui.DownloadProgress() as progress:
         player = open_instrument(model, progress, pitch_model=settings.pitch_model, num_threads=1)
+        room_ir = open_room(player, room, room_mix, progress) if plays else None
     name = player.name
     with usage_errors():
-        engine = live.LiveEngine(player, settings, live.block_samples(settings, player))
+        engine = live.LiveEngine(player, settings, live.block_samples(settings, player), room_ir)
     engine.warm_up()
     stats, interrupted = live.run(engine, input_, output, kinds, force=force, rate=rate,
                                   pace=pace == choices.Pace.REALTIME, seconds=seconds)  # fmt: skip

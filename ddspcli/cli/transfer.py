@@ -18,10 +18,14 @@ from ddspcli.cli._common import (
     PitchModelOpt,
     QuietDbOpt,
     ReverbOpt,
+    RoomMixOpt,
+    RoomOpt,
     SampleRateOpt,
     SemitonesOpt,
     emit_json,
     open_instrument,
+    open_room,
+    room_plays,
     stdout_conflict,
     usage_errors,
 )
@@ -59,6 +63,8 @@ def transfer_command(
         float, typer.Option(help="Pitch confidence (0..1) a note needs.", min=0.0, max=1.0)
     ] = 0.7,
     reverb: ReverbOpt = True,
+    room: RoomOpt = None,
+    room_mix: RoomMixOpt = choices.ROOM_MIX_DB,
     stems: Annotated[
         str | None, typer.Option(help="Folder for the harmonic, noise and reverb parts.")
     ] = None,
@@ -99,10 +105,12 @@ def transfer_command(
         tracker = features.FeatureSettings(pitch_model=pitch_model.value, pitch_hop_ms=pitch_hop_ms)
         tracker.validate()
         transfer.check_job_options(files, features_in, output, save_features, plot)
+    plays = room_plays(room, room_mix, reverb)
     storage.protect_inputs([*files, *([features_in] if features_in else [])])
     with ui.DownloadProgress() as progress:
         player = open_instrument(model, progress, pitch_model=pitch_model.value,
                                  pitch_hop_ms=pitch_hop_ms, load_pitch=not features_in)  # fmt: skip
+        room_ir = open_room(player, room, room_mix, progress) if plays else None
         jobs = transfer.plan_jobs(
             files, player.name, features_in=features_in, output=output, out_dir=out_dir,
             save_features=save_features, plot=plot, stems_dir=stems,
@@ -113,8 +121,8 @@ def transfer_command(
         loudness_shift_db=loudness_shift, autotune=autotune, note_confidence=note_confidence,
     )  # fmt: skip
     rsettings = transfer.RenderSettings(
-        reverb=reverb, sample_rate=sample_rate, peak_db=peak_db, normalize=normalize,
-        seed=seed, block_s=block_secs,
+        reverb=plays, room=room_ir, room_mix_db=room_mix, sample_rate=sample_rate,
+        peak_db=peak_db, normalize=normalize, seed=seed, block_s=block_secs,
     )  # fmt: skip
 
     def done(summary: dict) -> None:
