@@ -10,9 +10,9 @@ Per octave band (`acoustics.octave_filter`), the energy envelope in frames of `F
 (dB) is searched for *free decays*: from a local peak, frames that never rise more than
 `RISE_DB` above the lowest level so far, for at least `MIN_DROP_DB` of fall, with the start
 at least `MIN_DROP_DB + FLOOR_MARGIN_DB` above the band's noise floor (its 5th percentile).
-Each decay's slope is the least-squares line through the frames between 5 and 25 dB below its
-start (T15: music rarely falls further
-freely), extrapolated to 60 dB. A band's estimate is the median over its decays.
+Each decay's slope is the least-squares line through the frames between 5 and 20 dB below its
+start (T15: music rarely falls further freely), extrapolated to 60 dB. A band's estimate is
+the median over its decays.
 
 Pure NumPy/SciPy: ``ddsp`` uses it at inference and in benchmarks, without TensorFlow.
 """
