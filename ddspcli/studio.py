@@ -38,6 +38,10 @@ MAX_UPLOAD_MB = 50  # per uploaded file (Gradio refuses larger uploads before th
 MAX_SECONDS = 300.0  # per input: 5 minutes
 NO_MODEL = "(none)"
 PITCH_MODELS = tuple(m.value for m in choices.PitchModel)
+# The room choices of the page: `--room` left out, `--room none`, `--room MODEL`, `--room IR.wav`.
+ROOM_OWN, ROOM_DRY, ROOM_MODEL, ROOM_FILE = ("the model's own", "none (dry)", "another model's",
+                                             "an impulse response")  # fmt: skip
+ROOM_KINDS = (ROOM_OWN, ROOM_DRY, ROOM_MODEL, ROOM_FILE)
 
 __all__ = ["MAX_SECONDS", "MAX_UPLOAD_MB", "Studio", "build", "model_choices"]
 
@@ -179,12 +183,35 @@ class Studio:
                          title=f"{Path(path).name}: f0 and loudness")  # fmt: skip
         return dest
 
+    def render_settings(
+        self, model: str, pitch_model: str, room: str | None = None,
+        room_mix_db: float = choices.ROOM_MIX_DB,
+    ) -> transfer.RenderSettings:  # fmt: skip
+        """``--room ROOM --room-mix DB`` for `model` as ``ddsp transfer`` takes them (`room`:
+        None for the model's own, `choices.ROOM_NONE`, a model name or an IR file).
+
+        Raises:
+            InputError: a bad IR file, a missing one, or a level without a room.
+            ModelError: a room model that is unknown or has no room.
+        """
+        inst = self.player(model, pitch_model).instrument
+        plays = room != choices.ROOM_NONE
+        ir = inst.open_room(room).wet if plays and room is not None else None
+        try:
+            inst.room_ir(ir, room_mix_db, plays)
+        except ValueError as err:
+            raise InputError(f"room mix {room_mix_db:g} dB: {err}") from None
+        return transfer.RenderSettings(reverb=plays, room=ir, room_mix_db=room_mix_db)
+
     def transfer(
         self, path: str, model: str, pitch_model: str, session: str, run: str,
         adjustments: adjust_lib.Adjustments, stems: bool = True,
+        rsettings: transfer.RenderSettings | None = None,
     ) -> dict:  # fmt: skip
-        """``ddsp transfer PATH --model MODEL`` with `adjustments`, into the session's folder
-        ``run/``: returns `run_job`'s summary plus ``plot`` and ``stems`` (part -> path)."""
+        """``ddsp transfer PATH --model MODEL`` with `adjustments` (and the room of
+        `rsettings`, from `render_settings`), into the session's folder ``run/``: returns
+        `run_job`'s summary plus ``plot`` and ``stems`` (part -> path)."""
+        rsettings = rsettings or transfer.RenderSettings()
         player = self.player(model, pitch_model)
         inst = player.instrument
         folder = self.session_dir(session) / run
@@ -194,12 +221,26 @@ class Studio:
                            plot=str(folder / f"{stem}.{inst.name}.png"),
                            stems_dir=str(folder / "stems") if stems else None,
                            label=Path(path).name)  # fmt: skip
-        pipeline = transfer.Pipeline(inst, inst.name, adjustments, transfer.RenderSettings())
+        pipeline = transfer.Pipeline(inst, inst.name, adjustments, rsettings)
         transfer.check_outputs([job], inst.name, None, force=True)
         with player.lock:
             summary = transfer.run_job(job, pipeline, force=True)
-        parts = transfer.stem_paths(job, inst.name, inst.stem_names()) if stems else {}
+        names = inst.stem_names(rsettings.reverb, rsettings.room)
+        parts = transfer.stem_paths(job, inst.name, names) if stems else {}
         return {**summary, "plot": job.plot, "stems": parts}
+
+
+def room_spec(kind: str, model: str | None, ir_path: str | None) -> str | None:
+    """The page's room choice as ``--room`` takes it (None: the model's own room)."""
+    if kind == ROOM_DRY:
+        return choices.ROOM_NONE
+    if kind == ROOM_MODEL:
+        return model or None
+    if kind == ROOM_FILE:
+        if not ir_path:
+            raise InputError("upload an impulse response (a WAV) for the room first")
+        return ir_path
+    return None
 
 
 def _safe(session: str) -> str:
@@ -276,6 +317,18 @@ def build(studio: Studio):
                     autotune = gr.Slider(0, 1, 0, step=0.05, label="Autotune")
                     loudness = gr.Slider(-24, 24, 0, step=1, label="Loudness shift (dB)")
                     quiet = gr.Slider(0, 60, 20, step=1, label="Quiet dB (auto-adjust)")
+                with gr.Row():
+                    room_kind = gr.Radio(list(ROOM_KINDS), value=ROOM_OWN, label="Room",
+                                         elem_id="room")  # fmt: skip
+                    room_model = gr.Dropdown(names, value=default, label="...another model's room",
+                                             elem_id="room-model")  # fmt: skip
+                with gr.Row():
+                    room_file = gr.File(label="...or an impulse response (WAV, at most "
+                                        f"{choices.MAX_ROOM_IR_S:g} s)", type="filepath",
+                                        elem_id="room-ir")  # fmt: skip
+                    room_mix = gr.Slider(choices.MIN_ROOM_MIX_DB, choices.MAX_ROOM_MIX_DB,
+                                         choices.ROOM_MIX_DB, step=0.5, label="Room mix (dB)",
+                                         elem_id="room-mix")  # fmt: skip
                 run = gr.Button("Transfer", variant="primary", elem_id="run")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
@@ -312,9 +365,22 @@ def build(studio: Studio):
             return gr.skip(), str(image), ""
 
         def on_run(path, name, path_box, other, tracker, octv, semi, is_auto, tune, shift,
-                   quiet_db, request: gr.Request):  # fmt: skip
+                   quiet_db, kind, room_name, ir_path, mix, request: gr.Request):  # fmt: skip
             session = request.session_hash or "anonymous"
             empty = (None, None, None, None, None)
+            if ir_path:
+                studio.track_upload(ir_path, session)
+            try:
+                spec = room_spec(kind, room_name, ir_path)
+                rsettings = studio.render_settings(which(name, path_box), tracker, spec,
+                                                   float(mix))  # fmt: skip
+                compared = other and other != NO_MODEL
+                rsettings_b = studio.render_settings(other, tracker, spec, float(mix)) if \
+                    compared else None  # fmt: skip
+            except (DdspError, OSError) as err:
+                if ir_path and kind == ROOM_FILE and isinstance(err, InputError | OSError):
+                    studio.discard_upload(ir_path)
+                return (*empty, f"**Room:** {err}")
             settings = adjust_lib.Adjustments(
                 auto=bool(is_auto), quiet_db=float(quiet_db), octaves=int(octv),
                 semitones=float(semi), loudness_shift_db=float(shift), autotune=float(tune),
@@ -325,11 +391,11 @@ def build(studio: Studio):
                     shutil.rmtree(old, ignore_errors=True)  # one result per session kept
                 run_id = f"run-{os.urandom(4).hex()}"
                 a = studio.transfer(path, which(name, path_box), tracker, session, run_id,
-                                    settings)  # fmt: skip
+                                    settings, rsettings=rsettings)  # fmt: skip
                 b = None
-                if other and other != NO_MODEL:
+                if compared:
                     b = studio.transfer(path, other, tracker, session, run_id + "-b", settings,
-                                        stems=False)  # fmt: skip
+                                        stems=False, rsettings=rsettings_b)  # fmt: skip
             except (DdspError, OSError) as err:
                 if path and isinstance(err, InputError | OSError):
                     studio.discard_upload(path)
@@ -346,7 +412,7 @@ def build(studio: Studio):
         take.upload(on_take, take_inputs, take_outputs, concurrency_id="engine")
         take.stop_recording(on_take, take_inputs, take_outputs, concurrency_id="engine")
         run.click(on_run, [take, model, folder, compare, pitch_model, octave, semitones, auto,
-                           autotune, loudness, quiet],
+                           autotune, loudness, quiet, room_kind, room_model, room_file, room_mix],
                   [out_a, out_b, download, plot, stems, status],
                   concurrency_id="engine")  # fmt: skip
 

@@ -309,6 +309,48 @@ def test_page_output_equals_cli_and_follows_the_voice(server, browser, reference
     _record_requests(browser)
 
 
+def test_page_room_equals_cli(server, browser, tmp_path):
+    """Issue 29: the page's room (an uploaded impulse response at -6 dB) gives the numbers of
+    ``ddsp transfer --room IR.wav --room-mix -6`` with the same settings, bit for bit; the
+    stems then hold the room's wet part."""
+    import soundfile as sf
+    from selenium.webdriver.common.by import By
+
+    rate = 16000
+    t = np.arange(int(0.5 * rate)) / rate
+    ir = 0.03 * np.exp(-6.9 * t / 0.4) * np.random.default_rng(2).standard_normal(len(t))
+    ir[:80], ir[0] = 0.0, 1.0
+    hall = tmp_path / "hall.wav"
+    sf.write(hall, ir.astype(np.float32), rate, subtype="FLOAT")
+    cli_out = tmp_path / "cli.wav"
+    subprocess.run([str(Path(sys.executable).with_name("ddsp")), "-q", "transfer", str(EXAMPLE),
+                    "--model", "violin", "--octave", "1", "--room", str(hall), "--room-mix",
+                    "-6", "-o", str(cli_out)], env={**os.environ, "DDSP_OFFLINE": "1"},
+                   check=True)  # fmt: skip
+    _open(browser, server.url)
+    _upload(browser, EXAMPLE)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#input-plot img"), "input plot")
+    _pick(browser, "model", "violin")
+    _set_number(browser, "octave", "1")
+    browser.find_element(By.XPATH, "//*[@id='room']//label[contains(., 'an impulse "
+                                   "response')]").click()  # fmt: skip
+    browser.find_element(By.CSS_SELECTOR, "#room-ir input[type=file]").send_keys(str(hall))
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#room-ir [aria-label='hall.wav']"),
+          "the impulse response uploaded", 30)  # fmt: skip
+    _set_number(browser, "room-mix", "-6")
+    browser.find_element(By.CSS_SELECTOR, "#run").click()
+    href = _wait(browser, lambda d: _download_link(d), "the output")
+    page_out = Path(urllib.request.unquote(href.split("file=", 1)[1]))
+    assert page_out.is_relative_to(server.root)
+    page, cli = sf.read(page_out, dtype="int16")[0], sf.read(cli_out, dtype="int16")[0]
+    assert page.shape == cli.shape
+    assert np.array_equal(page, cli), f"max diff {np.abs(page.astype(int) - cli).max()} LSB"
+    stems = " ".join(a.get_attribute("href") or "" for a in
+                     browser.find_elements(By.CSS_SELECTOR, "#stems a"))  # fmt: skip
+    assert ".violin.reverb.wav" in stems, stems
+    _record_requests(browser)
+
+
 # ---------------------------------------------------------------------------------------------
 # Must show 2: bad input through the page.
 
