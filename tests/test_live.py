@@ -307,9 +307,9 @@ def test_the_numpy_loudness_equals_the_engine_loudness(crepe_tiny):
 def test_live_and_transfer_share_the_runtime_convolver(reverb_model):
     """One convolver: the live engine's reverb is the runtime's `PartitionedConvolver` (the
     offline comparison above checks its output); live keeps none of its own."""
-    from ddspcli.runtime import synth
+    from ddspcli.engine.graph import reverb
 
     _, instrument = reverb_model
     engine = live.LiveEngine(instrument, live.LiveSettings(), 320)
-    assert isinstance(engine._stream.synth.reverb, synth.PartitionedConvolver)
+    assert isinstance(engine._stream.synth.streams["reverb"], reverb.PartitionedConvolver)
     assert not hasattr(live, "PartitionedConvolver")

@@ -22,10 +22,11 @@ import pytest
 from ddspcli import runtime
 from ddspcli.engine import crepe_tf, dsp, pitch, streaming, tflite_export, transfer
 from ddspcli.engine import model as model_lib
+from ddspcli.engine import npnoise as noise
 from ddspcli.engine._tensorflow import tf
+from ddspcli.engine.graph import reverb as synth
 from ddspcli.errors import ModelError
 from ddspcli.runtime import crepe as rt_crepe
-from ddspcli.runtime import noise, synth
 
 MODELS = Path(__file__).resolve().parents[1] / "ddspcli" / "models"
 SHIPPED = ("violin", "tenor_sax", "flute-sf", "cello-sf", "trumpet-sf")
@@ -164,7 +165,7 @@ def test_a_shipped_model_streams_live_blocks_as_tensorflow_renders(shipped, bloc
 def test_the_shipped_plugin_model_renders_as_its_file_and_tensorflows_synthesis(tmp_path):
     """violin-vst is a DDSP-VST file (no checkpoint): the reference is the file run by
     LiteRT's builtin kernels (`vst_check.PluginModel`, no delegate), its controls synthesised
-    by TensorFlow (`streaming.SynthStream` of a vst-variant model), frames streamed as live
+    by TensorFlow (`streaming.reference_stream` of a vst-variant model), frames streamed as live
     feeds them."""
     from ddspcli.engine import streaming, vst_check
 
@@ -175,10 +176,10 @@ def test_the_shipped_plugin_model_renders_as_its_file_and_tensorflows_synthesis(
     controls = vst_check.PluginModel(folder / "violin-vst.tflite").run(
         *vst_check.scaled_inputs(feats["f0_hz"], feats["loudness_db"])
     )
-    tf_synth = streaming.SynthStream(
-        model_lib.build_model(model_lib.config_text("vst", [], [], False))
+    tf_synth = streaming.reference_stream(
+        model_lib.build_model(model_lib.config_text("vst", [], [], False)), reverb=False
     )
-    batch = {"f0_hz": feats["f0_hz"][None, :, None], **{k: v[None] for k, v in controls.items()}}
+    batch = {"f0_hz": feats["f0_hz"], **controls}
     parts = [tf_synth.push(batch), tf_synth.finish()]
     ref = {k: np.concatenate([p[k] for p in parts]) for k in ("harmonic", "noise", "dry")}
     out = rt.render(**feats, stems=True)

@@ -238,8 +238,11 @@ def load_weights(model: model_lib.Autoencoder, config: MagentaConfig, prefix: st
         put(encoder.out.kernel, "encoder/dense_out/kernel")
         put(encoder.out.bias, "encoder/dense_out/bias")
     put(model.dense_out.bias, "decoder/dense_out/bias")
-    if model.reverb is not None:
-        put(model.reverb.ir, "processor_group/reverb/ir")
+    for node in model.graph.nodes:  # the synthesis graph's weights (the reverb's IR)
+        for weight in node.weights():
+            if weight.official is None:
+                raise ModelError(f"the {node.name} node's {weight.name} has no official name")
+            put(getattr(model.node_module(node), weight.name), weight.official)
     return len(copied)
 
 

@@ -9,6 +9,7 @@ variants in ``ddspcli/configs/*.gin`` set them. A model directory holds ``model.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +17,19 @@ from pathlib import Path
 import gin
 
 from ddspcli import choices, storage
-from ddspcli.engine import dsp, nn, synths
-from ddspcli.engine import room as rooms
+from ddspcli.engine import dsp, nn
+from ddspcli.engine import graph as graph_lib
 from ddspcli.engine._tensorflow import tf
+from ddspcli.engine.graph import reverb
 
 F0_RANGE = 127.0  # MIDI notes
 LD_RANGE = 80.0  # dB
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 VARIANTS = choices.values(choices.Variant)
-ROOMS = ("free", "decay")  # `Autoencoder.room`: a free IR (`synths.Reverb`) or `rooms.Room`
+ROOMS = reverb.ROOMS  # `Autoencoder.room`: a free IR (`synths.Reverb`) or `room.Room`
+# What `graph.Graph.from_params` reads of `Autoencoder`'s parameters.
+GRAPH_PARAMS = ("sample_rate", "frame_rate", "n_harmonics", "n_noise_bands", "reverb_length",
+                "room", "noise_window_size", "nodes")  # fmt: skip
 
 
 def preprocess(f0_hz: tf.Tensor, loudness_db: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -71,18 +76,22 @@ class ZEncoder(tf.Module):
         self.rnn = nn.GRU(30, units, rng)
         self.out = nn.Dense(units, z_dims, rng)
 
-    def mfcc(self, audio: tf.Tensor) -> tf.Tensor:
-        """``[b, n]`` audio -> ``[b, ceil(n / hop), 30]`` MFCCs (the end zero-padded)."""
+    def log_mel(self, audio: tf.Tensor) -> tf.Tensor:
+        """``[b, n]`` audio -> ``[b, ceil(n / hop), 128]`` log mel magnitudes (20 Hz-8 kHz,
+        the end zero-padded; the floor as the style's)."""
         spec = tf.abs(tf.signal.stft(audio, self.fft_size, self.hop, self.fft_size,
                                      pad_end=True))  # fmt: skip
         weights = tf.signal.linear_to_mel_weight_matrix(
             128, self.fft_size // 2 + 1, self.sample_rate, 20.0, 8000.0)  # fmt: skip
         mel = tf.tensordot(spec, weights, 1)
         if self.style == "ddsp":
-            log_mel = tf.math.log(tf.where(mel <= 1e-5, 1e-5, mel))
-        else:
-            log_mel = tf.math.log(mel + 1e-6)
-        return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :30]
+            return tf.math.log(tf.where(mel <= 1e-5, 1e-5, mel))
+        return tf.math.log(mel + 1e-6)
+
+    def mfcc(self, audio: tf.Tensor) -> tf.Tensor:
+        """``[b, n]`` audio -> ``[b, ceil(n / hop), 30]`` MFCCs: the DCT of `log_mel` (the
+        runtime's export does the same DCT as a matrix, `tflite_export.mfcc_builtin`)."""
+        return tf.signal.mfccs_from_log_mel_spectrograms(self.log_mel(audio))[..., :30]
 
     def __call__(
         self, audio: tf.Tensor, n_frames: int, state: tf.Tensor | None = None
@@ -94,7 +103,12 @@ class ZEncoder(tf.Module):
 
 @gin.configurable
 class Autoencoder(tf.Module):
-    """Features -> controls -> harmonic (+ filtered noise) (+ trainable reverb) audio.
+    """Features -> controls -> the synthesis graph (`graph.Graph`; by default harmonic,
+    filtered noise when ``n_noise_bands``, a trainable reverb when ``reverb_length``) -> audio.
+
+    Each node's `tf.Module` is the attribute named by its ``attr`` (``harmonic``, ``noise``,
+    ``reverb``: the checkpoint paths ``model/harmonic``, ... of every saved model); an absent
+    default node's attribute is None.
 
     Args:
         sample_rate: Hz. frame_rate: feature frames per second (``hop = sample_rate/frame_rate``).
@@ -106,6 +120,8 @@ class Autoencoder(tf.Module):
             ``decay`` (a decay time and a bounded level per octave band, `room.Room`).
         noise_window_size: taps of the noise filter's window (0: the filter's full length,
             as the official library's default; imported models use it).
+        nodes: the graph's node names (empty: harmonic, noise, reverb); a new synthesizer's
+            gin line names it here.
         z_dims: latent size of the MFCC encoder (0: no encoder).
         z_style, z_fft_size, z_hop: the encoder's style and STFT (see `ZEncoder`).
         z_rnn_units: the encoder's GRU width (0: `rnn_units`).
@@ -124,6 +140,7 @@ class Autoencoder(tf.Module):
         reverb_length: int = 48000,
         room: str = "free",
         noise_window_size: int = 257,
+        nodes: tuple[str, ...] = (),
         z_dims: int = 0,
         z_style: str = "ddspcli",
         z_fft_size: int = 1024,
@@ -149,18 +166,19 @@ class Autoencoder(tf.Module):
         self.rnn = nn.GRU(stack_out, rnn_units, rng)
         self.out_stack = nn.MLP(stack_out + rnn_units, mlp_units, mlp_layers, rng, name="out")
         out_in = mlp_units if mlp_layers else stack_out + rnn_units
-        self.dense_out = nn.Dense(out_in, 1 + n_harmonics + n_noise_bands, rng, name="controls")
-        self.harmonic = synths.Harmonic(sample_rate=sample_rate)
-        self.noise = (
-            synths.FilteredNoise(window_size=noise_window_size) if n_noise_bands else None
-        )
-        if room not in ROOMS:
-            raise ValueError(f"unknown room {room!r}; use one of {ROOMS}")
-        self.reverb = None
-        if reverb_length and room == "decay":
-            self.reverb = rooms.Room(reverb_length, sample_rate, rng=rng)
-        elif reverb_length:
-            self.reverb = synths.Reverb(reverb_length, rng=rng)
+        self.graph = graph_lib.Graph.from_params(dict(
+            sample_rate=sample_rate, frame_rate=frame_rate, n_harmonics=n_harmonics,
+            n_noise_bands=n_noise_bands, reverb_length=reverb_length, room=room,
+            noise_window_size=noise_window_size, nodes=nodes))  # fmt: skip
+        n_controls = sum(c.size for c in self.graph.controls())
+        self.dense_out = nn.Dense(out_in, n_controls, rng, name="controls")
+        self.harmonic = self.noise = self.reverb = None
+        for node in self.graph.nodes:  # in order: the reverb draws its start from `rng`
+            setattr(self, node.attr, node.tf_module(rng))
+
+    def node_module(self, node: graph_lib.Node) -> tf.Module:
+        """The `tf.Module` of one of the graph's nodes."""
+        return getattr(self, node.attr)
 
     def decode(
         self, features: dict[str, tf.Tensor], state: tf.Tensor | None = None
@@ -190,10 +208,20 @@ class Autoencoder(tf.Module):
         return self._split(self.dense_out(self.out_stack(tf.concat([*stacked, state], -1)))), state
 
     def _split(self, raw: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The decoder's last axis -> amplitude, harmonic distribution, noise magnitudes."""
-        k = self.n_harmonics
-        controls = {"amplitudes": raw[..., :1], "harmonic_distribution": raw[..., 1 : 1 + k]}
-        controls["noise_magnitudes"] = raw[..., 1 + k :]
+        """The decoder's last axis -> the graph's controls (amplitude, harmonic distribution,
+        noise magnitudes, ...), each ``[..., size]``."""
+        controls, at = {}, 0
+        for control in self.graph.controls():
+            controls[control.name] = raw[..., at : at + control.size]
+            at += control.size
+        return controls
+
+    def scale_controls(self, raw: dict[str, tf.Tensor], f0_hz: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Raw decoder outputs ``[b, t, size]`` and ``f0_hz`` ``[b, t, 1]`` (Hz) -> every
+        source's physical controls, plus ``f0_hz``."""
+        controls = {"f0_hz": dsp.tf_float32(f0_hz)}
+        for node in self.graph.sources:
+            controls.update(node.tf_controls(self.node_module(node), raw, f0_hz))
         return controls
 
     def controls(
@@ -217,14 +245,7 @@ class Autoencoder(tf.Module):
                 dsp.tf_float32(features["audio"]), int(f0_hz.shape[1]), state.get("z_rnn")
             )
         raw, state["rnn"] = self.decode(features, state.get("rnn"))
-        controls = self.harmonic.get_controls(
-            raw["amplitudes"], raw["harmonic_distribution"], f0_hz[..., None]
-        )
-        if self.noise is not None:
-            controls["noise_magnitudes"] = self.noise.get_controls(raw["noise_magnitudes"])[
-                "magnitudes"
-            ]
-        return controls, state
+        return self.scale_controls(raw, f0_hz[..., None]), state
 
     def __call__(
         self,
@@ -241,26 +262,23 @@ class Autoencoder(tf.Module):
             state: ``{"rnn", "z_rnn": [b, units], "phase": [b, 1, 1]}`` from a previous block.
             white: ``[b, t * hop]`` uniform noise to filter instead of drawing it.
         Returns:
-            ``audio`` ``[b, t * hop]`` and its parts ``harmonic``, ``noise``, ``dry``, plus
-            ``state`` for the next block.
+            ``audio`` ``[b, t * hop]`` and its parts (each source's, e.g. ``harmonic``,
+            ``noise``; ``dry``, their sum before the effects), plus ``state`` for the next
+            block.
         """
         state = state or {}
         controls, new_state = self.controls(features, state)
         n_samples = int(controls["f0_hz"].shape[1]) * self.hop
-        noise_magnitudes = controls.pop("noise_magnitudes", None)
-        harmonic, new_state["phase"] = self.harmonic.get_signal(
-            **controls, initial_phase=state.get("phase"), n_samples=n_samples
-        )
-        out = {"harmonic": harmonic}
-        dry = harmonic
-        if noise_magnitudes is not None:
-            if white is None:
-                seed = tf.constant([0, 0], tf.int32) if noise_seed is None else noise_seed
-                white = tf.random.stateless_uniform(tf.shape(harmonic), seed, -1.0, 1.0)
-            out["noise"] = self.noise.get_signal(noise_magnitudes, white)
-            dry = dry + out["noise"]
-        out["dry"] = dry
-        out["audio"] = self.reverb(dry) if self.reverb is not None else dry
+        context = graph_lib.TFContext(n_samples, state, new_state, noise_seed, white)
+        out = {n.attr: n.tf_signal(self.node_module(n), controls, context)
+               for n in self.graph.sources}  # fmt: skip
+        dry = out[self.graph.sources[0].attr]
+        for node in self.graph.sources[1:]:
+            dry = dry + out[node.attr]
+        out["dry"] = audio = dry
+        for node in self.graph.effects:
+            audio = node.tf_apply(self.node_module(node), audio)
+        out["audio"] = audio
         out["state"] = new_state
         return out
 
@@ -298,6 +316,14 @@ def bound_parameters(config: str, names: tuple[str, ...]) -> dict[str, object]:
         with contextlib.suppress(ValueError):  # raised for a parameter that is not bound
             found[name] = gin.query_parameter(f"Autoencoder.{name}")
     return found
+
+
+def graph_of(config: str) -> graph_lib.Graph:
+    """The synthesis graph a gin text gives (`Autoencoder`'s defaults where unbound), without
+    building the model."""
+    defaults = {k: p.default for k, p in inspect.signature(Autoencoder).parameters.items()
+                if k in GRAPH_PARAMS}  # fmt: skip
+    return graph_lib.Graph.from_params(defaults | bound_parameters(config, GRAPH_PARAMS))
 
 
 def build_model(config: str, **overrides: object) -> Autoencoder:

@@ -1,4 +1,5 @@
-"""Synthesizers and effects: frame-rate controls in, audio out.
+"""Synthesizers and effects: frame-rate controls in, audio out (the one-shot TensorFlow renders
+of the synthesis graph's nodes, `ddspcli.engine.graph`, which build them).
 
 Each is a `tf.Module` (so trainable variables checkpoint with the model) with two steps:
 `get_controls` scales raw network outputs into physical controls, and `__call__` renders
@@ -125,9 +126,22 @@ class FilteredNoise(tf.Module):
             noise = tf.random.uniform([batch, self.n_samples], -1.0, 1.0)
         return dsp.frequency_filter(noise, magnitudes, window_size=self.window_size)
 
+    @staticmethod
+    def white(magnitudes: tf.Tensor, n_samples: int, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """Uniform noise ``[b, n_samples]`` in [-1, 1) for ``[b, t, k]`` magnitudes, drawn
+        statelessly from `seed` (``[2]`` int; default ``[0, 0]``) so runs are repeatable."""
+        seed = tf.constant([0, 0], tf.int32) if seed is None else seed
+        shape = tf.stack([tf.shape(magnitudes)[0], n_samples])
+        return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
+
     def __call__(self, magnitudes: tf.Tensor) -> tf.Tensor:
         """Raw outputs to audio ``[b, n_samples]``."""
         return self.get_signal(**self.get_controls(magnitudes))
+
+
+class Stateless(tf.Module):
+    """The module of a graph node without weights whose render lives in its node
+    (`graph.Node.tf_module`'s default): an entry in the model's checkpoint, nothing more."""
 
 
 class Reverb(tf.Module):

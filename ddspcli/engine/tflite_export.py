@@ -9,8 +9,11 @@ synthesis. `write_runtime_files` writes, into a model folder:
   ``[1, T, m]`` and the new ``state`` out (the synthesizers scale them, as in TensorFlow);
 * ``z_encoder.tflite`` (z models): signature ``mfcc`` (block audio ``[1, n]``, any ``n`` ->
   normalised MFCCs ``[1, f, 30]``) and the GRU + dense over MFCC frames with its state;
-* ``reverb_ir.npy``: the reverb's effective impulse response (float32 ``[m]``, first tap 0);
-* ``runtime.json``: sizes, signatures with every tensor's shape, and each file's sha256.
+* ``<node>_<weight>.npy``: what a node of the synthesis graph streams with
+  (`graph.Node.runtime_weights`): ``reverb_ir.npy``, the reverb's effective impulse response
+  (float32 ``[m]``, first tap 0);
+* ``runtime.json``: the graph's table (`graph.Graph.describe`), sizes, signatures with every
+  tensor's shape, and each file's sha256.
 
 Builtin TFLite operators only (no Flex). The time axis is fixed per signature: ``frames_1``
 (one step, plain ops) and ``frames_64`` (a 64-step loop), run by the runtime in a loop with the
@@ -36,7 +39,7 @@ from ai_edge_litert import interpreter as litert
 from tensorflow.compiler.tf2xla.python import xla  # DYNAMIC_UPDATE_SLICE in TFLite
 
 from ddspcli import __version__
-from ddspcli.engine import crepe_tf, nn, pitch
+from ddspcli.engine import crepe_tf, graph, nn, pitch
 from ddspcli.engine import model as model_lib
 from ddspcli.engine._tensorflow import tf
 from ddspcli.errors import ModelError
@@ -45,7 +48,6 @@ FORMAT_VERSION = 1
 RUNTIME_JSON = "runtime.json"
 DECODER_FILE = "decoder.tflite"
 Z_ENCODER_FILE = "z_encoder.tflite"
-REVERB_FILE = "reverb_ir.npy"
 BLOCK_FRAMES = (1, 64)  # the signatures' fixed time axes: frames_1, frames_64
 MFCC_SIZE = 30
 
@@ -118,8 +120,6 @@ class DecoderModule(tf.Module):
             stacked = [stack(x) for stack, x in zip(m.stacks, inputs, strict=True)]
             hidden, new_state = gru_frames(m.rnn, tf.concat(stacked, -1), state)
             raw = m._split(m.dense_out(m.out_stack(tf.concat([*stacked, hidden], -1))))
-            if not m.n_noise_bands:
-                raw.pop("noise_magnitudes")
             return {**raw, "state": new_state}
 
         return tf.function(call, input_signature=args, autograph=False).get_concrete_function()
@@ -138,15 +138,8 @@ def mfcc_builtin(enc: model_lib.ZEncoder, audio: tf.Tensor) -> tf.Tensor:
     """`model.ZEncoder.mfcc` with the DCT as a matrix product: TFLite has no builtin for the
     complex slice inside `tf.signal.dct` (its only non-builtin operator). ``[1, n]`` ->
     ``[1, ceil(n / hop), 30]``."""
-    spec = tf.abs(tf.signal.stft(audio, enc.fft_size, enc.hop, enc.fft_size, pad_end=True))
-    weights = tf.signal.linear_to_mel_weight_matrix(
-        128, enc.fft_size // 2 + 1, enc.sample_rate, 20.0, 8000.0)  # fmt: skip
-    mel = tf.tensordot(spec, weights, 1)
-    if enc.style == "ddsp":
-        log_mel = tf.math.log(tf.where(mel <= 1e-5, 1e-5, mel))
-    else:
-        log_mel = tf.math.log(mel + 1e-6)
-    return tf.tensordot(log_mel, dct_matrix(128, MFCC_SIZE), 1)
+    log_mel = enc.log_mel(audio)
+    return tf.tensordot(log_mel, dct_matrix(int(log_mel.shape[-1]), MFCC_SIZE), 1)
 
 
 class ZEncoderModule(tf.Module):
@@ -206,28 +199,11 @@ def _write(folder: Path, name: str, content: bytes) -> dict:
 
 
 def check_supported(m: model_lib.Autoencoder) -> None:
-    """Refuse what the NumPy synthesis does not render (one line)."""
-    if m.harmonic.amp_resample_method != "window":
-        raise ModelError(f"the runtime renders 'window' amplitude upsampling only, not "
-                         f"{m.harmonic.amp_resample_method!r}")  # fmt: skip
-    if m.reverb is not None and getattr(m.reverb, "ir", None) is None:
-        raise ModelError("the runtime needs the model's reverb impulse response")
-
-
-def synth_description(m: model_lib.Autoencoder) -> dict:
-    """What `ddspcli.runtime.synth` needs to rebuild the synthesis graph."""
-    return {
-        "sample_rate": m.sample_rate,
-        "frame_rate": m.frame_rate,
-        "hop": m.hop,
-        "n_harmonics": m.n_harmonics,
-        "n_noise_bands": m.n_noise_bands,
-        "noise_window_size": m.noise.window_size if m.noise is not None else 0,
-        "noise_initial_bias": float(m.noise.initial_bias) if m.noise is not None else 0.0,
-        "normalize_below_nyquist": bool(m.harmonic.normalize_below_nyquist),
-        "scale": "exp_sigmoid",
-        "reverb_add_dry": bool(m.reverb.add_dry) if m.reverb is not None else True,
-    }
+    """Refuse what the NumPy synthesis does not render (one line, from the node)."""
+    for node in m.graph.nodes:
+        problem = node.runtime_problem(m.node_module(node))
+        if problem:
+            raise ModelError(problem)
 
 
 def write_runtime_files(
@@ -258,7 +234,7 @@ def write_runtime_files(
     desc = {
         "format_version": FORMAT_VERSION,
         "ddspcli_version": __version__,
-        "synth": synth_description(m),
+        "synth": m.graph.describe(),
         "rnn_units": m.rnn.units,
         "z_dims": m.z_dims,
         "decoder": {**_write(folder, DECODER_FILE, content), "controls": "raw",
@@ -271,10 +247,10 @@ def write_runtime_files(
         desc["z_encoder"] = {**_write(folder, Z_ENCODER_FILE, content), "block_frames": frames,
                              "rnn_units": m.encoder.rnn.units, "hop": m.encoder.hop,
                              "signatures": _signature_shapes(content)}  # fmt: skip
-    if m.reverb is not None:
-        ir = m.reverb.effective_ir(tf.convert_to_tensor(m.reverb.ir)).numpy().astype(np.float32)
-        buffer = _npy_bytes(ir)
-        desc["reverb"] = {**_write(folder, REVERB_FILE, buffer), "length": len(ir)}
+    for node in m.graph.nodes:  # the reverb: "reverb": {"file": "reverb_ir.npy", ...}
+        for name, array in node.runtime_weights(m.node_module(node)).items():
+            written = _write(folder, f"{node.attr}_{name}.npy", _npy_bytes(array))
+            desc[node.attr] = {**written, "length": len(array)}
     (folder / RUNTIME_JSON).write_text(json.dumps(desc, indent=2) + "\n")
     return desc
 
@@ -333,10 +309,10 @@ def write_plugin_runtime_json(folder: str | Path, info: dict) -> dict:
     folder = Path(folder)
     content = (folder / info["file"]).read_bytes()
     rate, frame_rate = int(info["sample_rate"]), int(info["frame_rate"])
-    synth = {"sample_rate": rate, "frame_rate": frame_rate, "hop": rate // frame_rate,
-             "n_harmonics": vst_check.N_HARMONICS, "n_noise_bands": vst_check.N_NOISE,
-             "noise_window_size": 0, "noise_initial_bias": 0.0,
-             "normalize_below_nyquist": True, "scale": "none", "reverb_add_dry": True}  # fmt: skip
+    hop = rate // frame_rate
+    nodes = (graph.harmonic.Harmonic(rate, hop, vst_check.N_HARMONICS, scale_fn="none"),
+             graph.noise.FilteredNoise(rate, hop, vst_check.N_NOISE, 0, 0.0, "none"))  # fmt: skip
+    synth = graph.Graph(nodes, rate, frame_rate, hop).describe()
     desc = {
         "format_version": FORMAT_VERSION,
         "ddspcli_version": __version__,

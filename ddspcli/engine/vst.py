@@ -72,8 +72,11 @@ def check_exportable(loaded: model_lib.LoadedModel) -> None:
 
 def controls_module(m: model_lib.Autoencoder) -> tf.Module:
     """A module whose ``call(f0_scaled [1], pw_scaled [1], state [512])`` returns the
-    plugin's four outputs: amplitude [1], harmonic distribution [60] (above Nyquist zeroed,
-    normalised), noise magnitudes [65] (linear) and the new state [512]."""
+    plugin's outputs: the physical controls of the graph's sources in the decoder's order
+    (amplitude [1], harmonic distribution [60] (above Nyquist zeroed, normalised), noise
+    magnitudes [65] (linear)) and the new state [512]. The graph's effects stay out (their
+    weights are not `graph.Weight.plugin`: the plugin adds its own reverb)."""
+    names = [c.name for c in m.graph.controls()]
     spec = tf.TensorSpec
 
     class Controls(tf.Module):
@@ -89,13 +92,8 @@ def controls_module(m: model_lib.Autoencoder) -> tf.Module:
             raw, new_state = m.decode_frame(
                 f0, tf.reshape(pw_scaled, [1, 1]), tf.reshape(state, [1, STATE_SIZE])
             )
-            f0_hz = dsp.midi_to_hz(f0 * model_lib.F0_RANGE)
-            harmonic = m.harmonic.get_controls(
-                raw["amplitudes"], raw["harmonic_distribution"], f0_hz
-            )
-            noise = m.noise.get_controls(raw["noise_magnitudes"])["magnitudes"]
-            return (harmonic["amplitudes"][0], harmonic["harmonic_distribution"][0],
-                    noise[0], new_state[0])  # fmt: skip
+            controls = m.scale_controls(raw, dsp.midi_to_hz(f0 * model_lib.F0_RANGE))
+            return (*(controls[name][0] for name in names), new_state[0])
 
     return Controls()
 

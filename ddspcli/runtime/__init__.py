@@ -144,7 +144,7 @@ class Runtime:
         def keep(parts: dict[str, np.ndarray]) -> None:
             nonlocal at
             for key, value in parts.items():
-                if key == "audio" or (stems and key in synth_lib.STEMS):
+                if key == "audio" or (stems and key in stream.synth.stems):
                     target = out.setdefault(key, np.zeros(n * self.hop, np.float32))
                     target[at : at + len(value)] = value
             at += len(parts["audio"])
@@ -226,12 +226,8 @@ class Stream:
                 raise InputError("this model has a z encoder: it needs the input audio or z")
             z = rt.z_encoder.push(audio, z_frames or t)[:t]
         raw = rt.decoder.push(f0_hz, loudness_db, z if rt.z_encoder is not None else None)
-        if rt.decoder.scaled:  # a plugin file: its outputs are the physical controls
-            controls = {**raw, "f0_hz": np.asarray(f0_hz, np.float32),
-                        "amplitudes": raw["amplitudes"][:, 0]}  # fmt: skip
-        else:
-            controls = synth_lib.scale_controls(raw, f0_hz, rt.synth)
-        return self.synth.push(controls)
+        # each node's scaling (none for a plugin file's outputs: physical already)
+        return self.synth.push(self.synth.graph.scale(raw, f0_hz))
 
     def push(self, f0_hz: np.ndarray, loudness_db: np.ndarray,
              audio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
