@@ -76,6 +76,8 @@ EXPECTED_DEFAULTS = {
     ("fit", "--summary-every"): choices.TRAIN_SUMMARY_EVERY,
     ("prepare", "--runner"): choices.Runner.LOCAL,
     ("generate", "--z-mode"): choices.ZMode.SAMPLE,
+    **{(cmd, "--room-mix"): choices.ROOM_MIX_DB for cmd in ("transfer", "generate", "live")},
+    **{(cmd, "--room"): None for cmd in ("transfer", "generate", "live")},
 }
 
 
@@ -100,6 +102,13 @@ def test_pitch_hop_help_states_the_engine_hops(command):
     text = help_text(command)
     full, tiny = features.DEFAULT_PITCH_HOP_MS["full"], features.DEFAULT_PITCH_HOP_MS["tiny"]
     assert f"default {full:g} for full, {tiny:g} for tiny" in text
+
+
+@pytest.mark.parametrize("command", ["transfer", "generate", "live"])
+def test_room_help_states_the_range_and_the_limit(command):
+    text = help_text(command)
+    assert f"{choices.MIN_ROOM_MIX_DB:g}..{choices.MAX_ROOM_MIX_DB:+g}" in text
+    assert f"at most {choices.MAX_ROOM_IR_S:g} s" in text and choices.ROOM_NONE in text
 
 
 def test_fit_help_states_the_default_steps():
