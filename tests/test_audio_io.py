@@ -58,6 +58,23 @@ def test_keep_channels_and_rate(tmp_path):
     np.testing.assert_allclose(data, stereo_sine(8000), atol=1e-7)
 
 
+@pytest.mark.parametrize("rates", [(48000, 16000), (44100, 16000), (22050, 16000), (8000, 16000),
+                                   (16000, 44100)])  # fmt: skip
+@pytest.mark.parametrize("channels", [0, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_resample_gives_librosas_samples(rates, channels, dtype):
+    """The runtime resamples with soxr directly; librosa (installed with the training extra)
+    is the reference: the same samples, bit for bit, and the same length."""
+    librosa = pytest.importorskip("librosa")
+    orig, target = rates
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((orig + 37, channels) if channels else orig + 37).astype(dtype)
+    want = librosa.resample(x, orig_sr=orig, target_sr=target, res_type="soxr_hq", axis=0)
+    got = audio.resample(x, orig, target)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
 def test_resample_preserves_frequency_and_length():
     x = stereo_sine(48000, 2.0, 3000.0)[:, 0]
     y = audio.resample(x, 48000, 16000)

@@ -247,6 +247,6 @@ def hz_to_cents(hz: np.ndarray) -> np.ndarray:
 
 def decode(activations: np.ndarray, viterbi: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Activations ``[n, 360]`` -> ``(f0_hz [n], confidence [n])``, confidence = max activation."""
-    centers = viterbi_bins(activations) if viterbi else None
+    centers = viterbi_path(activations) if viterbi else None
     f0 = cents_to_hz(local_average_cents(activations, centers))
     return f0.astype(np.float32), activations.max(axis=1).astype(np.float32)
