@@ -240,6 +240,24 @@ def test_generate_takes_a_room(hall_file, tmp_path):
     assert np.abs(outs["hall"] - outs["dry"]).max() > 100 * PCM16
 
 
+def test_rooms_play_without_tensorflow(room_model, hall_file, clip, tmp_path):
+    """The light install: ``--room MODEL`` (its runtime files) and ``--room IR.wav`` need no
+    TensorFlow (blocked here), and give what they give with it."""
+    import subprocess
+    import sys
+
+    for key, room in (("model", room_model), ("file", hall_file)):
+        out = tmp_path / f"{key}.wav"
+        args = ["transfer", str(clip), "-m", MODEL, "--room", str(room), "-o", str(out)]
+        code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+                f"from ddspcli import cli; sys.exit(cli.run({args!r}))")  # fmt: skip
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        with_tf = tmp_path / f"{key}.tf.wav"
+        assert ddsp(*args[:-1], with_tf).returncode == 0
+        assert np.array_equal(read(out), read(with_tf))
+
+
 # ---------------------------------------------------------------------------------------------
 # Live: the same room, within the latency budget.
 
