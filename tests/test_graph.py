@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_runtime as runtime_tests
 
 from ddspcli import runtime, tfimport
 from ddspcli.engine import dsp, graph, streaming, tflite_export
@@ -34,11 +35,8 @@ SR, HOP = 16000, 64
 
 
 def assert_close(ours: np.ndarray, ref: np.ndarray, rel: float = REL_TOL) -> None:
-    assert ours.shape == ref.shape
-    peak = float(np.abs(ref).max())
-    assert peak > 0
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= rel * peak, f"max |diff| {diff:.3g} > {rel:g} of peak {peak:.3g}"
+    """Same length; max |diff| <= `rel` * peak of `ref` (`test_runtime.assert_close`)."""
+    runtime_tests.assert_close(ours, ref, rel)
 
 
 def streamed(stream, controls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -273,8 +271,9 @@ class Sine(Node):
 
 def test_a_new_synthesizer_is_one_class_and_its_gin_line(tmp_path):
     line = "Autoencoder.nodes = ['harmonic', 'noise', 'test_sine', 'reverb']"
-    config = model_lib.config_text("tiny", [], ["Autoencoder.rnn_units = 16",
-                                                "Autoencoder.reverb_length = 2000", line], False)
+    config = model_lib.config_text(
+        "tiny", [], ["Autoencoder.rnn_units = 16", "Autoencoder.reverb_length = 2000", line], False
+    )
     m = model_lib.build_model(config, seed=2)
     assert [n.attr for n in m.graph.nodes] == ["harmonic", "noise", "sine", "reverb"]
     assert m.dense_out.kernel.shape[-1] == 1 + 60 + 65 + 1  # the decoder grew its control
@@ -299,7 +298,9 @@ def test_a_new_synthesizer_is_one_class_and_its_gin_line(tmp_path):
     assert desc["synth"]["nodes"] == ["harmonic", "noise", "test_sine", "reverb"]
     rt = runtime.load(folder)
     out = rt.render(**feats, stems=True)
-    assert set(out) == {"audio", "harmonic", "noise", "sine", "reverb"}
+    assert set(out) == {"audio", *rt.stems()}
+    assert rt.stems() == ("harmonic", "noise", "sine", "reverb")
+    assert rt.stems(reverb=False) == ("harmonic", "noise", "sine")
     assert_close(out["sine"], sine, rel=1e-4)
     assert_close(out["audio"], ref["audio"], rel=1e-4)
     assert synth.graph_of(desc["synth"]).node("sine") == Sine(SR, HOP)

@@ -163,7 +163,7 @@ def evaluate(
         f0_frames=int(f0_all.size),
         real_time_factor=synth_wall / seconds,
         per_example_loss=example_losses,
-        dry_wet_db=None if model.reverb is None
+        dry_wet_db=None if not model.graph.effects
         else acoustics.energy_ratio_db(dry_energy, wet_energy),
     )
 

@@ -13,7 +13,7 @@ Per block of input samples (any length; the model's rate, 16 kHz):
 3. The instrument's runtime stream (`ddspcli.runtime.Stream`: the LiteRT decoder with its GRU
    state carried, the NumPy synthesizers with oscillator phase and noise filter overlap
    carried) turns the new frames into the dry samples that are now final.
-   The reverb is the runtime's too (`runtime.synth.PartitionedConvolver`, the one convolver
+   The reverb is the runtime's too (`graph.reverb.PartitionedConvolver`, the one convolver
    of transfer and live: no added latency, any block size).
 4. Those samples go through a FIFO primed with `delay` zeros, so every block returns exactly as
    many samples as it took.

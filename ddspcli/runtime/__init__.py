@@ -97,6 +97,12 @@ class Runtime:
     def hop(self) -> int:
         return int(self.synth["hop"])
 
+    def stems(self, reverb: bool = True, room_ir: np.ndarray | None = None) -> tuple[str, ...]:
+        """The stems `render` returns with ``stems=True`` (and these `reverb`, `room_ir`):
+        each node of the graph, e.g. ``harmonic``, ``noise``, ``reverb``."""
+        ir = (self.reverb_ir if room_ir is None else room_ir) if reverb else None
+        return synth_lib.graph_of(self.synth, ir).stems
+
     def stream(
         self, seed: int = 0, reverb: bool = True, room_ir: np.ndarray | None = None
     ) -> Stream:
