@@ -371,6 +371,15 @@ def test_bad_room_is_one_line_and_nothing_is_written(kind, bad, clip, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["transfer", "generate", "live"])
+def test_the_room_file_is_an_input_never_overwritten(kind, clip, tmp_path):
+    room = write_ir(tmp_path / "room.wav", hall())
+    before = digest([room])
+    run = ddsp(*command(kind, clip, tmp_path, room), "--room", room, "--force", text=True)
+    assert run.returncode == 4 and "is an input of this command" in run.stderr, run.stderr
+    assert digest([room]) == before and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("kind", ["transfer", "generate", "live"])
 def test_a_stereo_441_khz_ir_is_mixed_and_resampled_with_a_note(kind, clip, tmp_path):
     room = write_ir(tmp_path / "stereo.wav", hall(channels=2, rate=44100), 44100)
     before = digest([clip, room])

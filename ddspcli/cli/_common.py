@@ -134,7 +134,12 @@ RoomMixOpt = Annotated[
 def room_plays(room: str | None, room_mix: float, reverb: bool) -> bool:
     """Whether a room plays, refusing contradictions as usage errors (before any work):
     ``--no-reverb`` (an alias of ``--room none``) with another ``--room``, and ``--room-mix``
-    without a room to set the level of."""
+    without a room to set the level of. An IR file is protected as an input from here on, so
+    no output check that follows lets it be overwritten (``live -o hall.wav --room hall.wav``)."""
+    from ddspcli import storage
+
+    if room is not None and Path(room).is_file():
+        storage.protect_inputs([room])
     dry = room == choices.ROOM_NONE
     if not reverb and room is not None and not dry:
         raise typer.BadParameter(f"--no-reverb renders without a room but --room {room} asks "
@@ -148,17 +153,13 @@ def room_plays(room: str | None, room_mix: float, reverb: bool) -> bool:
 
 def open_room(player, room: str | None, room_mix: float, progress: ui.DownloadProgress):
     """``--room MODEL|IR.wav`` (where `room_plays`) for `player` (an `Instrument`) -> the wet
-    IR its render takes (None: the model's own), its notes said on stderr; the room's file (or
-    the room model's files) protected as inputs. A ``--room-mix`` the model cannot use (it
-    has no room of its own and none is given) is a usage error."""
-    from ddspcli import storage
-
+    IR its render takes (None: the model's own), its notes said on stderr; a room model's
+    files protected as inputs. A ``--room-mix`` the model cannot use (it has no room of its
+    own and none is given) is a usage error."""
     ir = None
     if room is not None:
         found = player.open_room(room, progress)
-        if Path(room).is_file():
-            storage.protect_inputs([room])
-        else:
+        if not Path(room).is_file():
             resolve_model(room, progress)  # resolved already: protects the model's files
         for note in found.notes:
             ui.info(f"note: {note}")
