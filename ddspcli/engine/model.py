@@ -219,9 +219,11 @@ class Autoencoder(tf.Module):
     def scale_controls(self, raw: dict[str, tf.Tensor], f0_hz: tf.Tensor) -> dict[str, tf.Tensor]:
         """Raw decoder outputs ``[b, t, size]`` and ``f0_hz`` ``[b, t, 1]`` (Hz) -> every
         source's physical controls, plus ``f0_hz``."""
-        controls = {"f0_hz": dsp.tf_float32(f0_hz)}
+        controls = {}
         for node in self.graph.sources:
             controls.update(node.tf_controls(self.node_module(node), raw, f0_hz))
+        if "f0_hz" not in controls:  # (the harmonic's controls carry it)
+            controls["f0_hz"] = dsp.tf_float32(f0_hz)
         return controls
 
     def controls(
