@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +114,23 @@ def test_the_plugin_models_runtime_table_gives_unscaled_harmonic_and_noise():
     table = json.loads((MODELS / "violin-vst" / "runtime.json").read_text())["synth"]
     g = graph.Graph.from_table(table)
     assert [(n.name, n.scale_fn) for n in g.nodes] == [("harmonic", "none"), ("noise", "none")]
+
+
+def test_the_graph_streams_a_runtime_table_without_tensorflow():
+    """The nodes' NumPy halves, the registry and the stream import no TensorFlow (blocked)."""
+    code = ("import sys; sys.modules['tensorflow'] = None; import json, numpy as np; "
+            "from ddspcli.runtime import synth; "
+            f"table = json.load(open({str(MODELS / 'violin' / 'runtime.json')!r}))['synth']; "
+            "g = synth.graph_of(table, np.zeros(100, np.float32)); "
+            "s = synth.SynthStream(table, 0, np.zeros(100, np.float32)); "
+            "raw = {c.name: np.zeros((9, c.size), np.float32) for c in g.controls()}; "
+            "parts = s.push(g.scale(raw, np.full(9, 220.0, np.float32))); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras') "
+            "and sys.modules[m] is not None]; "
+            "print(sorted(parts), bad); sys.exit(1 if bad else 0)")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "['audio', 'dry', 'harmonic', 'noise', 'reverb'] []" in run.stdout
 
 
 def test_an_unknown_node_is_named():
