@@ -245,33 +245,34 @@ def test_mirrored_strategy_on_two_logical_cpus(tones, tmp_path):
 def test_init_from_copies_shared_weights_and_leaves_the_room_new(tone_model, tones, tmp_path):
     """`fit --init-from`: a new run with a room starts from a dry model's weights (every
     variable the two share, equal), the room keeps its initial values, train.json records the
-    source, and a source of another shape is one clear line with nothing left behind."""
-    source = tone_model["run"]
-    roomed = [*CLI_SMALL[:-2], "--gin-param", "Autoencoder.reverb_length = 4000",
-              "--gin-param", "Autoencoder.room = 'decay'"]  # fmt: skip
-    assert CLI_SMALL[-1] == "Autoencoder.reverb_length = 0"
-    out = tmp_path / "room-run"
-    run = ddsp("fit", str(tones), "-o", str(out), "--variant", "tiny", *roomed, "--steps", "1",
-               "--learning-rate", "0", "--init-from", str(source))  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    def weights(folder: Path) -> dict[str, np.ndarray]:  # checkpoint key -> value (model only)
-        prefix = str(folder / json.loads((folder / "model.json").read_text())["checkpoint"])
-        return {k: tf.train.load_variable(prefix, k) for k, _ in tf.train.list_variables(prefix)
-                if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}  # fmt: skip
-
-    shared, mine = weights(source), weights(out)
-    new = sorted(set(mine) - set(shared))
-    assert set(shared) <= set(mine)
-    assert {"model/reverb/decay/.ATTRIBUTES/VARIABLE_VALUE",
-            "model/reverb/level/.ATTRIBUTES/VARIABLE_VALUE"} <= set(new), new  # fmt: skip
-    for key, value in shared.items():  # lr 0: one step leaves the copied weights as they were
-        np.testing.assert_array_equal(mine[key], value, err_msg=key)
-    trainable = len(model.load_model_dir(str(source)).model.trainable_variables)
-    assert f"{trainable} weight variables copied, 2 new" in run.stderr
-    assert json.loads((out / "train.json").read_text())["init_from"] == str(source)
+    source; a source of another shape, or no model at all, is one clear line with nothing
+    left behind."""
+    source = str(tone_model["run"])
+    roomed = [*SMALL[:-1], "Autoencoder.reverb_length = 4000", "Autoencoder.room = 'decay'"]
+    assert SMALL[-1] == "Autoencoder.reverb_length = 0"
+    settings = train.TrainSettings(steps=1, batch_size=2)
+    trainer, _ = train.open_run(tmp_path / "room-run", str(tones), settings, variant="tiny",
+                                gin_params=roomed, steps_given=True, init_from=source)  # fmt: skip
+    dry = model.load_model_dir(source).model.trainable_variables
+    room = {id(v) for v in trainer.model.reverb.trainable_variables}
+    shared = [v for v in trainer.model.trainable_variables if id(v) not in room]
+    assert len(room) == 2 and len(shared) == len(dry)
+    for mine, theirs in zip(shared, dry, strict=True):
+        assert mine.name == theirs.name
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.name)
+    fresh = model.build_model(trainer.config, sample_rate=16000, frame_rate=250)
+    for mine, initial in zip(trainer.model.reverb.trainable_variables,
+                             fresh.reverb.trainable_variables, strict=True):  # fmt: skip
+        np.testing.assert_array_equal(mine.numpy(), initial.numpy())  # a room starts afresh
+    assert trainer.initialised == (source, len(dry), 2)
+    written = json.loads((tmp_path / "room-run" / "train.json").read_text())
+    assert written["init_from"] == source
     wide = tmp_path / "wide"  # another GRU size: the shared paths differ in shape
-    run = ddsp("fit", str(tones), "-o", str(wide), "--variant", "tiny", *CLI_SMALL,
-               "--gin-param", "Autoencoder.rnn_units = 32", "--steps", "1",
-               "--init-from", str(source))  # fmt: skip
-    assert run.returncode == EXIT_INPUT and "cannot start from" in run.stderr, run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and not wide.exists()
+    with pytest.raises(InputError, match=r"^cannot start from .*"):
+        train.open_run(wide, str(tones), settings, variant="tiny", steps_given=True,
+                       gin_params=[*SMALL, "Autoencoder.rnn_units = 32"],
+                       init_from=source)  # fmt: skip
+    assert not wide.exists()
+    run = ddsp("fit", str(tones), "-o", str(tmp_path / "r"), "--init-from", str(tmp_path / "no"))
+    assert run.returncode == 5 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert not (tmp_path / "r").exists()
