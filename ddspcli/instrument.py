@@ -444,13 +444,9 @@ class Instrument:
         return {k: np.zeros(len(x), np.float32) for k in keys}, report
 
     def stem_names(self, reverb: bool = True, room: np.ndarray | None = None) -> tuple[str, ...]:
-        """The stems `render` returns with ``stems=True`` (and these `reverb`, `room`)."""
-        names = ["harmonic"]
-        if self.runtime.synth.get("n_noise_bands"):
-            names.append("noise")
-        if reverb and (room is not None or self.runtime.reverb_ir is not None):
-            names.append("reverb")
-        return tuple(names)
+        """The stems `render` returns with ``stems=True`` (and these `reverb`, `room`): the
+        graph's nodes (`Runtime.stems`), ``reverb`` the wet part of whichever room plays."""
+        return self.runtime.stems(reverb, room)
 
     def stream(
         self, *, seed: int = 0, reverb: bool = True, room: np.ndarray | None = None,
