@@ -17,6 +17,14 @@ Run by hand, each step resumable (rerun the same command):
     nice -n 19 env TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \\
         .venv/bin/python benchmarks/known_room.py fit $WORK --steps 3000   # prepare + fit
     .venv/bin/python benchmarks/known_room.py analyse $WORK [--json]       # the table
+    .venv/bin/python benchmarks/known_room.py drycond $WORK --rooms room --steps 2000
+    .venv/bin/python benchmarks/known_room.py analyse $WORK --rooms room --run run-drycond
+
+`drycond` is the control experiment for the bias of the learned rooms: the same wet audio as
+the target, but f0 and loudness taken from the dry originals (at the same gain), which a
+blind user never has. If the room comes out right then, the bias comes from the decoder
+being conditioned on the wet loudness (it learns to sustain the reverberant energy under the
+notes itself, leaving the room only a quieter tail, which a longer decay then matches).
 
 Data: MuseScore General violin renders of BWV 1002 mov. 6 and 8 (`shared/data/SOURCES.md`,
 section 7): train on mov. 6 (106.5 s) and the first 120 s of mov. 8; the last 20.5 s of mov. 8
@@ -106,6 +114,57 @@ def fit(work: Path, steps: int, rooms: list[str]) -> None:
             ddsp("prepare", str(folder / "wet"), "-o", str(data), "--workers", "1")
         ddsp("fit", str(data), "-o", str(folder / "run"), *VARIANT_ARGS, "--steps", str(steps),
              "--checkpoint-every", "250")  # fmt: skip
+
+
+def fit_dry_conditioned(work: Path, steps: int, rooms: list[str]) -> None:
+    """The control run: ``WORK/<room>/drycond-data`` = the wet dataset with each example's
+    f0 and loudness replaced by those of the same example of the dry originals (prepared from
+    ``WORK/<room>/drywav``, the dry pieces at the wet ones' gains), then ``run-drycond``."""
+    pieces = dry_pieces()
+    for name in rooms:
+        folder = work / name
+        drywav, drydata, merged = folder / "drywav", folder / "drydata", folder / "drycond-data"
+        if not (drydata / "dataset.json").exists():
+            drywav.mkdir(exist_ok=True)
+            ir = true_ir(name)
+            for piece, dry in pieces.items():
+                wet = acoustics.apply_room(dry, ir)
+                gain = 0.7 / max(1e-9, float(np.max(np.abs(wet))))  # as `make_data`
+                sf.write(drywav / f"{piece}.wav", dry * gain, SR, subtype="FLOAT")
+            ddsp("prepare", str(drywav), "-o", str(drydata), "--workers", "1")
+        if not (merged / "dataset.json").exists():
+            _merge_features(folder / "data", drydata, merged)
+        ddsp("fit", str(merged), "-o", str(folder / "run-drycond"), *VARIANT_ARGS, "--steps",
+             str(steps), "--checkpoint-every", "250")  # fmt: skip
+
+
+def _merge_features(wet_data: Path, dry_data: Path, out: Path) -> None:
+    """Shard by shard: the wet examples' audio with the dry examples' features. The two
+    datasets come from files of the same names and lengths, so their examples line up; each
+    pair is checked (the wet audio holds the dry one: correlation > 0.3)."""
+    import shutil
+
+    import tensorflow as tf
+
+    out.mkdir(parents=True, exist_ok=True)
+    for meta in ("dataset.json", "statistics.json"):
+        shutil.copy(wet_data / meta, out / meta)
+    for shard in sorted(wet_data.glob("*.tfrecord")):
+        wet_records = list(tf.data.TFRecordDataset(str(shard)).as_numpy_iterator())
+        dry_records = list(tf.data.TFRecordDataset(str(dry_data / shard.name))
+                           .as_numpy_iterator())  # fmt: skip
+        assert len(wet_records) == len(dry_records), shard.name
+        with tf.io.TFRecordWriter(str(out / shard.name)) as writer:
+            for wet_bytes, dry_bytes in zip(wet_records, dry_records, strict=True):
+                wet_ex, dry_ex = tf.train.Example(), tf.train.Example()
+                wet_ex.ParseFromString(wet_bytes)
+                dry_ex.ParseFromString(dry_bytes)
+                a = np.array(wet_ex.features.feature["audio"].float_list.value)
+                b = np.array(dry_ex.features.feature["audio"].float_list.value)
+                assert np.corrcoef(a, b)[0, 1] > 0.3, shard.name
+                for key in ("f0_hz", "f0_confidence", "loudness_db"):
+                    wet_ex.features.feature[key].CopyFrom(dry_ex.features.feature[key])
+                writer.write(wet_ex.SerializeToString())
 
 
 def spectral(a: np.ndarray, b: np.ndarray) -> float:
@@ -216,7 +275,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("data", "fit", "analyse"))
+    parser.add_argument("step", choices=("data", "fit", "drycond", "analyse"))
     parser.add_argument("work", type=Path)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rooms", nargs="+", default=list(ROOMS), choices=list(ROOMS))
@@ -227,6 +286,8 @@ def main() -> None:
         make_data(args.work)
     elif args.step == "fit":
         fit(args.work, args.steps, args.rooms)
+    elif args.step == "drycond":
+        fit_dry_conditioned(args.work, args.steps, args.rooms)
     else:
         rows = [analyse_room(args.work, name, args.run) for name in args.rooms]
         print(table(rows))
