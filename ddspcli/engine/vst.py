@@ -59,6 +59,11 @@ def check_exportable(loaded: model_lib.LoadedModel) -> None:
             f"it was trained at {have[0]} Hz, {have[1]} frames/s on {have[2]} level over "
             f"{have[3]} samples (the plugin feeds 16000 Hz, 50 frames/s, power over 1024)"
         )
+    unplugged = [f"{n.name} {w.name}" for n in m.graph.sources for w in n.weights()
+                 if not w.plugin]  # fmt: skip
+    if unplugged:  # the file carries the decoder only: a source's weights have no place in it
+        problems.append(f"its synthesizers have weights a plugin file cannot carry "
+                        f"({', '.join(unplugged)})")  # fmt: skip
     if problems:
         raise ModelError(
             f"{loaded.path} is not a DDSP-VST model: {'; '.join(problems)}; {HOW_TO_TRAIN}"

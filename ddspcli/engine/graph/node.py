@@ -119,10 +119,11 @@ class Node:
 
     def stream(self, seed: int, lag: int, weights: Mapping[str, np.ndarray],
                kernels: Kernels) -> Any:  # fmt: skip
-        """A streaming render: sources ``push(controls) -> [j * hop]``, effects
-        ``push(audio [n]) -> wet [n]``; both ``finish()``. `lag`: the graph's (at least the
-        node's own); `weights`: ``{Weight.name: array}``; `kernels`: replacements of the
-        NumPy kernels by name (the TensorFlow reference stream uses them)."""
+        """A streaming render: sources ``push(controls) -> [j * hop]`` and ``finish()``
+        (a `stream.FrameStream`), effects ``push(audio [n]) -> wet [n]``. `lag`: the graph's
+        (at least the node's own); `weights`: ``{name: array}`` (`runtime_weights`);
+        `kernels`: replacements of the NumPy kernels by name (the TensorFlow reference
+        stream's, `tf_kernels`)."""
         raise NotImplementedError
 
     def mix(self, audio: np.ndarray, wet: np.ndarray) -> np.ndarray:
