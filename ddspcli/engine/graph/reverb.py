@@ -24,6 +24,13 @@ PARTITION = 1024  # samples per partition of the impulse response
 ROOMS = ("free", "decay")  # `Autoencoder.room`: a free IR (`synths.Reverb`) or `room.Room`
 
 
+def check_room(room: str) -> str:
+    """`room` if it is one of `ROOMS` (else ValueError naming them)."""
+    if room not in ROOMS:
+        raise ValueError(f"unknown room {room!r}; use one of {ROOMS}")
+    return room
+
+
 @register
 @dataclass(frozen=True)
 class Reverb(Node):
@@ -42,18 +49,13 @@ class Reverb(Node):
     add_dry: bool = True
 
     def __post_init__(self) -> None:
-        if self.room not in ROOMS:
-            raise ValueError(f"unknown room {self.room!r}; use one of {ROOMS}")
+        check_room(self.room)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Reverb | None:
+        room = check_room(str(params.get("room", "free")))  # also for a model without reverb
         length = int(params["reverb_length"])
-        room = str(params.get("room", "free"))
-        if room not in ROOMS:
-            raise ValueError(f"unknown room {room!r}; use one of {ROOMS}")
-        if not length:
-            return None
-        return cls(int(params["sample_rate"]), int(params["hop"]), length, room)
+        return cls(int(params["sample_rate"]), int(params["hop"]), length, room) if length else None
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], length: int = 0) -> Reverb:
