@@ -391,3 +391,21 @@ def test_a_stereo_441_khz_ir_is_mixed_and_resampled_with_a_note(kind, clip, tmp_
     assert out.is_file() and sf.info(out).samplerate == SR
     assert digest([clip, room]) == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_room_extract_without_tensorflow_gives_the_runtime_room(room_model, tmp_path):
+    """The light install: `ddsp room extract MODEL` reads the room from the runtime files
+    (TensorFlow blocked here), the same WAV as with TensorFlow, without the parameters."""
+    import subprocess
+    import sys
+
+    light, full = tmp_path / "light.wav", tmp_path / "full.wav"
+    args = ["room", "extract", str(room_model), "-o", str(light), "--json"]
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+            f"from ddspcli import cli; sys.exit(cli.run({args!r}))")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "parameters" not in json.loads(run.stdout)
+    with_tf = ddsp(*args[:4], str(full), "--json")
+    assert with_tf.returncode == 0 and "parameters" in json.loads(with_tf.stdout)
+    assert np.array_equal(read(light), read(full))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddspcli import choices, storage, tfimport
+from ddspcli import choices, runtime, storage, tfimport
 from ddspcli.engine import acoustics, audio
 from ddspcli.errors import InputError, ModelError
 
@@ -46,15 +46,15 @@ def no_room(source: str) -> ModelError:
 
 
 def model_room(model_dir: str) -> RoomIR:
-    """The room of a model folder, with its parameters (TensorFlow: `tfimport.engine_module`;
-    `ModelError` when it has none or TensorFlow is missing)."""
+    """The room of a model folder, with its parameters where TensorFlow is installed
+    (`tfimport.engine_module`), else as its runtime files hold it (`runtime_room`).
+    `ModelError` when it has none."""
     try:
         dsp = tfimport.engine_module("dsp")
         model_lib = tfimport.engine_module("model")
         room_lib = tfimport.engine_module("room")
-    except ModuleNotFoundError:
-        raise ModelError(f"reading the room of {model_dir} needs TensorFlow: "
-                         f"{tfimport.TRAIN_EXTRA}") from None  # fmt: skip
+    except ModuleNotFoundError:  # the light install: the room as the runtime plays it
+        return runtime_room(model_dir)
     loaded = model_lib.load_model_dir(model_dir)
     reverb = loaded.model.reverb
     if reverb is None:
@@ -62,6 +62,14 @@ def model_room(model_dir: str) -> RoomIR:
     wet = reverb.effective_ir(dsp.tf_float32(reverb.ir)).numpy().astype(np.float64)
     parameters = reverb.summary() if isinstance(reverb, room_lib.Room) else None
     return RoomIR(wet, int(loaded.model.sample_rate), model_dir, parameters=parameters)
+
+
+def runtime_room(model_dir: str) -> RoomIR:
+    """The room of a model folder from its runtime files (no TensorFlow): the effective wet
+    IR the runtime convolves with, without the decay and level parameters (those live in the
+    checkpoint). `ModelError` when the folder has no room or no runtime files."""
+    played = runtime.load(model_dir)
+    return learned_room(played.reverb_ir, played.sample_rate, model_dir)
 
 
 def learned_room(ir: np.ndarray | None, sample_rate: int, source: str,
