@@ -18,11 +18,11 @@ checkpoint folder of the official DDSP library on the fly (once, into ``DDSP_HOM
 loads the model's runtime files (`ddspcli.runtime`: the decoder in LiteRT, synthesis in NumPy)
 and CREPE as ``.tflite`` (`pitch_tracker_file`). This module never imports TensorFlow
 (`make lint` checks it), so it is what the light install (``pip install ddspcli``) plays with.
-Where TensorFlow is installed it also plays what the light install cannot: a model folder
-written before the runtime files existed is converted once into
-``DDSP_HOME/runtime/<sha256 of its checkpoint>`` (`runtime_folder`), CREPE full is converted
-once from its checkpoint beside it in the cache; without TensorFlow both are one-line
-`ModelError`s naming the way out.
+CREPE full, whose ``.tflite`` no host serves, is built once from its checkpoint beside it in
+the cache, without TensorFlow (`runtime.crepe_build`). Where TensorFlow is installed it also
+plays what the light install cannot: a model folder written before the runtime files existed
+is converted once into ``DDSP_HOME/runtime/<sha256 of its checkpoint>`` (`runtime_folder`);
+without TensorFlow that is a one-line `ModelError` naming the way out.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ddspcli.engine import audio as audio_io
 from ddspcli.engine import features as features_lib
 from ddspcli.engine import magenta_folder
 from ddspcli.errors import InputError, ModelError
-from ddspcli.runtime import source
+from ddspcli.runtime import crepe_build, source
 
 MODEL_JSON = "model.json"
 STATISTICS_JSON = "statistics.json"
@@ -191,11 +191,12 @@ def pitch_tracker_file(model: str, progress: pretrained.Progress | None = None) 
 
     A ``.tflite`` listed in the manifest entry ``crepe-<model>`` is pulled and verified with
     it (tiny ships in the package). Otherwise (full: no host serves its ``.tflite``) it is
-    converted once from the entry's checkpoint into the entry's cache folder; the ``.json``
-    beside it records its sha256, checked at every load.
+    built once from the entry's checkpoint into the entry's cache folder, without TensorFlow
+    (`runtime.crepe_build`, about 1.5 s for full); the ``.json`` beside it records its sha256,
+    checked at every load.
 
     Raises:
-        ModelError: download failed, or the conversion needs TensorFlow (one line).
+        ModelError: download failed, or the checkpoint is no CREPE checkpoint (one line).
     """
     spec = pretrained.get_spec(f"crepe-{model}")
     folder = pretrained.pull(spec, progress)
@@ -206,16 +207,9 @@ def pitch_tracker_file(model: str, progress: pretrained.Progress | None = None) 
     cache = pretrained.cache_dir(spec)
     target = cache / name
     with _locked(cache.parent / f".{name}"):
-        if not target.with_suffix(".json").is_file():
-            tflite = _tf_module("tflite_export", f"CREPE {model} as .tflite (converted once)")
-            _message(progress, f"converting CREPE {model} to {target} (once)")
-            tmp = cache / f".{os.getpid()}.tmp" / name
-            try:
-                tflite.write_crepe_file(folder / checkpoint, tmp)
-                os.replace(tmp, target)
-                os.replace(tmp.with_suffix(".json"), target.with_suffix(".json"))
-            finally:
-                shutil.rmtree(tmp.parent, ignore_errors=True)
+        if not target.with_suffix(".json").is_file():  # written last: its file is complete
+            _message(progress, f"building CREPE {model} as {target} (once)")
+            crepe_build.write_crepe_tflite(folder / checkpoint, target)
     return target
 
 

@@ -314,9 +314,9 @@ def test_a_bad_runtime_file_is_one_line_and_writes_nothing(
 
 
 @pytest.mark.slow
-def test_crepe_full_is_converted_once_and_tracks_as_tensorflow(crepe_weights):
-    """``crepe-full`` has no .tflite source: converted on first use into its cache folder
-    (about 30 s on 2 cores), its sha256 recorded in the JSON beside it."""
+def test_crepe_full_is_built_once_and_tracks_as_tensorflow(crepe_weights):
+    """``crepe-full`` has no .tflite source: built on first use into its cache folder
+    (`runtime.crepe_build`, about 1.5 s on 2 cores), its sha256 recorded in the JSON beside it."""
     from ddspcli.instrument import pitch_tracker_file
 
     checkpoint = crepe_weights("full")

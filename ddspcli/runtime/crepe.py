@@ -1,8 +1,11 @@
 """CREPE activations through LiteRT, framed as `ddspcli.engine.pitch` frames them.
 
-The ``.tflite`` files come from `ddspcli.engine.tflite_export.write_crepe_file` (``tiny`` or
-``full``; signature ``activations``: ``frames`` ``[n, 1024]`` -> ``activations`` ``[n, 360]``,
-any ``n``), with a JSON beside each (its sha256 and tensor shapes).
+The ``.tflite`` files (``tiny`` or ``full``; signature ``activations``: ``frames``
+``[n, 1024]`` -> ``activations`` ``[n, 360]``, any ``n``) come with a JSON beside each (its
+sha256 and tensor shapes). They are built from the torch checkpoints without TensorFlow by
+`ddspcli.runtime.crepe_build` (full, on first use) or converted by TensorFlow with
+`ddspcli.engine.tflite_export.write_crepe_file` (the shipped tiny): the same graph, the same
+activations.
 """
 
 from __future__ import annotations
