@@ -198,17 +198,41 @@ class LiveAdjuster:
     def __post_init__(self) -> None:
         self.release = max(1, round(self.settings.release_ms * self.frame_rate / 1000.0))
         self.auto = self.settings.auto and "mean_pitch" in self.statistics
+        self._target = np.asarray(self.statistics.get("loudness_quantiles", []), np.float64)
 
     def process(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``f0_hz``, ``f0_confidence``, ``loudness_db`` ``[k]`` -> adjusted, + bool ``notes``."""
-        n = len(frames["f0_hz"])
-        f0 = np.empty(n, np.float32)
-        loudness = np.empty(n, np.float32)
+        """``f0_hz``, ``f0_confidence``, ``loudness_db`` ``[k]`` -> adjusted, + bool ``notes``.
+
+        The gate, octave and histogram state runs frame by frame in plain Python floats; the
+        array arithmetic (MIDI of the pitch, the loudness map, the shift and clip) runs once
+        per block on the frames' values, element for element the arithmetic of one frame at a
+        time (the same float64 operations in the same order)."""
+        s = self.settings
+        f0_in = np.asarray(frames["f0_hz"], np.float64)
+        n = len(f0_in)
+        midis = adjust_lib.hz_to_midi(f0_in).tolist()
+        f0s, confidences = f0_in.tolist(), np.asarray(frames["f0_confidence"]).tolist()
+        loudness_in = np.asarray(frames["loudness_db"], np.float64)
         notes = np.zeros(n, bool)
-        for i in range(n):
-            f0[i], loudness[i], notes[i] = self._frame(
-                float(frames["f0_hz"][i]), float(frames["f0_confidence"][i]),
-                float(frames["loudness_db"][i]))  # fmt: skip
+        factors = np.empty(n, np.float64)
+        sources: list[np.ndarray | None] = [None] * n
+        rows = zip(f0s, confidences, loudness_in.tolist(), strict=True)
+        for i, (f0, confidence, loudness) in enumerate(rows):
+            midi = midis[i] if f0 > 0 else None
+            notes[i], sources[i], shift = self._frame(midi, confidence, loudness)
+            factors[i] = 2.0 ** (shift / 12.0)
+        mapped = loudness_in
+        if self.auto:
+            mapped = loudness_in.copy()
+            target = self._target
+            for source in {id(x): x for x in sources if x is not None}.values():
+                which = np.array([x is source for x in sources])
+                mapped[which] = _map(loudness_in[which], source, target)
+            mapped = np.where(notes, mapped, mapped - s.quiet_db)
+        loudness = (mapped + s.loudness_shift_db).astype(np.float32)
+        shifted = f0_in * factors
+        lo, hi = self.limits
+        f0 = np.where(shifted > 0, np.clip(shifted, lo, hi), 0.0).astype(np.float32)
         return {**frames, "f0_hz": f0, "loudness_db": loudness, "notes": notes}
 
     @property
@@ -216,10 +240,12 @@ class LiveAdjuster:
         """The pitch shift applied now (auto octave + --octave + --semitones)."""
         return 12.0 * (self.octaves + self.settings.octaves) + self.settings.semitones
 
-    def _frame(self, f0: float, confidence: float, loudness: float) -> tuple[float, float, bool]:
+    def _frame(self, midi: float | None, confidence: float,
+               loudness: float) -> tuple[bool, np.ndarray | None, float]:  # fmt: skip
+        """One frame's state: ``(note, the loudness quantiles mapping it or None, shift in
+        semitones)``."""
         s = self.settings
         self._gate(confidence, loudness)
-        midi = float(adjust_lib.hz_to_midi(np.float64(f0))) if f0 > 0 else None
         if self.note and midi is not None:
             self._pitch_sum += midi
             self._pitch_count += 1
@@ -228,19 +254,11 @@ class LiveAdjuster:
                 self.octaves = round((self.statistics["mean_pitch"] - mean) / 12.0)
             self._histogram[_bin(loudness)] += 1
         self._starting = False
-        mapped = loudness
-        if self.auto:
-            if self._source is not None:
-                mapped = float(_map(loudness, self._source,
-                                    np.asarray(self.statistics["loudness_quantiles"])))  # fmt: skip
-            if not self.note:
-                mapped -= s.quiet_db
         shift = self.semitones
         if midi is not None and s.autotune > 0:
             shifted = midi + shift
             shift += s.autotune * (round(shifted) - shifted)
-        out = float(adjust_lib.shift_pitch(np.array([f0], np.float32), shift, self.limits)[0])
-        return out, mapped + s.loudness_shift_db, self.note
+        return self.note, self._source if self.auto else None, shift
 
     def _gate(self, confidence: float, loudness: float) -> None:
         s = self.settings
@@ -273,16 +291,15 @@ HIST_LOW, HIST_STEP, HIST_BINS = -120.0, 0.5, 300  # -120..+30 dB in 0.5 dB bins
 
 
 def _bin(loudness_db: float) -> int:
-    return int(np.clip((loudness_db - HIST_LOW) // HIST_STEP, 0, HIST_BINS - 1))
+    return int(min(max((loudness_db - HIST_LOW) // HIST_STEP, 0), HIST_BINS - 1))
 
 
-def _map(loudness: float, source: np.ndarray, target: np.ndarray) -> float:
-    """Piecewise-linear quantile map, the ends extended with slope 1 (as `match_loudness`)."""
-    if loudness < source[0]:
-        return float(target[0] + loudness - source[0])
-    if loudness > source[-1]:
-        return float(target[-1] + loudness - source[-1])
-    return float(np.interp(loudness, source, target))
+def _map(loudness: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Piecewise-linear quantile map of ``[k]`` float64 dB, the ends extended with slope 1 (as
+    `match_loudness`)."""
+    mapped = np.interp(loudness, source, target)
+    mapped = np.where(loudness < source[0], target[0] + loudness - source[0], mapped)
+    return np.where(loudness > source[-1], target[-1] + loudness - source[-1], mapped)
 
 
 # ---------------------------------------------------------------------------------------------
