@@ -53,7 +53,7 @@ def features_command(
         targets = features_io.output_targets(files, output, fmt_name)
     features_io.check_targets(targets, plot, force=force)
     with ui.DownloadProgress() as progress:
-        # CREPE as .tflite in LiteRT: no TensorFlow (full's is converted once, see models pull)
+        # CREPE as .tflite in LiteRT: no TensorFlow (full's is built once, see models pull)
         weights = instrument.pitch_tracker_file(settings.pitch_model, progress)
     with ui.FrameProgress("features", 0, settings.frame_rate) as bar:
 

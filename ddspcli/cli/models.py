@@ -57,8 +57,8 @@ def models_pull(
 ) -> None:
     """Download models into the cache (verified by sha256; resumable; safe to run twice).
 
-    CREPE full has no .tflite to download: the first pull converts one from its checkpoint
-    (once, where TensorFlow is installed), with its sha256 recorded beside it."""
+    CREPE full has no .tflite to download: the first pull builds one from its checkpoint
+    (once, without TensorFlow), with its sha256 recorded beside it."""
     from ddspcli import pretrained
 
     specs = [pretrained.get_spec(name) for name in names]
@@ -71,8 +71,8 @@ def models_pull(
 
 
 def _pitch_tracker_file(model: str, progress: ui.DownloadProgress) -> None:
-    """CREPE as the runtime's .tflite (crepe-full's is converted once, where TensorFlow is
-    installed; without it a warning says how to get it, the checkpoint stays pulled)."""
+    """CREPE as the runtime's .tflite (crepe-full's is built once from its checkpoint; if that
+    fails a warning says why, the checkpoint stays pulled)."""
     from ddspcli import instrument
     from ddspcli.errors import ModelError
 
