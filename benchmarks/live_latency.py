@@ -9,6 +9,11 @@ full at 20 ms blocks, unpaced on a shorter input, for its cost. Run it with noth
 the machine:
 
     DDSP_HOME=... .venv/bin/python benchmarks/live_latency.py [--seconds 60] [--out r.jsonl]
+
+`--blocks 20 --pace both --full-seconds 0 --label new` runs only 20 ms blocks, paced and
+unpaced (per-block compute without waiting for the clock), without CREPE full, each row tagged
+`new`: with ``PYTHONPATH=<a worktree of an older commit>`` the same script measures that
+commit's engine, so old and new can run interleaved on a shared machine.
 """
 
 from __future__ import annotations
@@ -58,16 +63,24 @@ def main() -> None:
     parser.add_argument("--full-seconds", type=float, default=10.0)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--blocks", default=",".join(map(str, BLOCKS_MS)), help="block ms list")
+    parser.add_argument("--pace", choices=("realtime", "none", "both"), default="realtime",
+                        help="tiny runs paced in real time, unpaced, or both")  # fmt: skip
+    parser.add_argument("--label", default="", help="a tag added to every row")
     args = parser.parse_args()
     x = test_input(args.data, args.seconds)
     rows = []
     for name in args.models.split(","):
-        players = {m: Instrument.open(name, pitch_model=m) for m in ("tiny", "full")}
-        configs = [(b, "tiny", True, x) for b in BLOCKS_MS]
-        configs.append((20, "full", False, x[: int(args.full_seconds * 16000)]))
+        full = args.full_seconds > 0
+        players = {m: Instrument.open(name, pitch_model=m) for m in ("tiny", "full")[: 1 + full]}
+        paces = {"realtime": (True,), "none": (False,), "both": (True, False)}[args.pace]
+        configs = [(float(b), "tiny", pace, x) for b in args.blocks.split(",") for pace in paces]
+        if full:
+            configs.append((20, "full", False, x[: int(args.full_seconds * 16000)]))
         for block_ms, pitch_model, pace, signal in configs:
             stats = run(players[pitch_model], signal, block_ms, pace)
-            row = {"model": name, "paced": pace, **stats}
+            row = {"model": name, "paced": pace, **({"label": args.label} if args.label else {}),
+                   **stats}  # fmt: skip
             print(json.dumps(row), flush=True)
             rows.append(row)
     if args.out:
