@@ -114,12 +114,23 @@ def render(loaded, x: np.ndarray, weights: str, fsettings) -> tuple[dict, dict]:
     return {k: v * np.float32(gain) for k, v in rendered.items()}, report
 
 
-def check_model(name: str, folder: str, inputs: dict, tracked: dict, weights: str) -> list[dict]:
+def check_model(name: str, folder: str, inputs: dict, tracked: dict, weights: str,
+                dry: bool = False, room: np.ndarray | None = None) -> list[dict]:  # fmt: skip
+    """One row per clip; `dry`: score the dry part of a model with a room (`--room none`);
+    `room`: a wet IR ``[m]`` at 16 kHz the output is put into (`acoustics.apply_room`, as
+    ``--room IR.wav``) before it is scored."""
+    from ddspcli.engine import acoustics
     loaded = model_lib.load_model_dir(folder)
     fsettings = features.model_settings(loaded.info, "tiny", None)
     rows = []
     for clip, x in inputs.items():
         rendered, report = render(loaded, x, weights, fsettings)
+        if dry and "reverb" in rendered:
+            rendered = {"audio": rendered["audio"] - rendered["reverb"]}
+        if room is not None:
+            dry_out = rendered["audio"]
+            wet_out = acoustics.apply_room(dry_out, room)[: len(dry_out)].astype(np.float32)
+            rendered = {"audio": wet_out, "reverb": wet_out - dry_out}
         out = rendered["audio"]
         f0_out, v_out = track(out)
         row = {"model": name, "clip": clip, "seconds": round(len(x) / RATE, 2),
@@ -153,7 +164,16 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="manifest names")
     parser.add_argument("--model-dir", action="append", default=[], help="NAME=DIR")
     parser.add_argument("--json", help="append one JSON line per clip and per model here")
+    parser.add_argument("--dry", action="store_true",
+                        help="score models with a room without it (their dry part)")
+    parser.add_argument("--room-ir", help="a full IR file (direct sound first) to play every "
+                        "model's output in, as `ddsp transfer --room IR.wav`")  # fmt: skip
     args = parser.parse_args()
+    room = None
+    if args.room_ir:
+        from ddspcli.engine import room_io
+
+        room = room_io.load_room(args.room_ir, RATE).wet
     entries = [(n, str(pretrained.resolve_instrument(n)[0])) for n in args.models]
     entries += [tuple(item.split("=", 1)) for item in args.model_dir]
     weights = str(pretrained.pull(pretrained.get_spec("crepe-tiny")) / "tiny.pth")
@@ -161,7 +181,10 @@ def main() -> None:
     tracked = {clip: track(x) for clip, x in inputs.items()}
     table = []
     for name, folder in entries:
-        rows = check_model(name, folder, inputs, tracked, weights)
+        label = name + " (dry)" * args.dry
+        if args.room_ir:
+            label += f" in {Path(args.room_ir).name}"
+        rows = check_model(label, folder, inputs, tracked, weights, args.dry, room)
         table.append(summary(rows))
         if args.json:
             with open(args.json, "a") as f:
