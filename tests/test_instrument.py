@@ -377,27 +377,14 @@ def test_the_module_docstring_example_runs_without_tensorflow(tmp_path):
     assert len(written) == 222561 and np.abs(written).max() > 0.01  # the clip's length
 
 
-def test_features_run_on_a_light_install(tmp_path, crepe_weights):
-    """``ddsp features`` with TensorFlow blocked: tiny from the package; full where its
-    .tflite is not converted yet is one line naming the install (exit 5), nothing written."""
+def test_features_run_on_a_light_install(tmp_path):
+    """``ddsp features`` with TensorFlow blocked, CREPE tiny from the package (CREPE full,
+    built on first use without TensorFlow: tests/test_crepe_build.py)."""
     out = tmp_path / "f.csv"
     code = BLOCK_TF + "import sys\nfrom ddspcli.cli import run\nsys.exit(run(sys.argv[1:]))\n"
-
-    def features_cli(*args: str) -> subprocess.CompletedProcess:
-        home = {"DDSP_HOME": str(tmp_path / "home"), "DDSP_OFFLINE": "1"}
-        return subprocess.run([sys.executable, "-c", code, "features", str(CLIP), *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=300,
-                              env={**os.environ, **home})  # fmt: skip
-
-    run = features_cli("--pitch-model", "tiny", "-o", str(out))
+    home = {"DDSP_HOME": str(tmp_path / "home"), "DDSP_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", code, "features", str(CLIP), "--pitch-model",
+                          "tiny", "-o", str(out)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300, env={**os.environ, **home})  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert len(out.read_text().splitlines()) == 222561 // 64 + 2  # header + frames
-    # crepe-full's checkpoint in the cache (linked), its .tflite not converted yet.
-    cached = tmp_path / "home" / "models" / "crepe-full" / crepe_weights("full").parent.name
-    cached.mkdir(parents=True)
-    (cached / "full.pth").symlink_to(crepe_weights("full"))
-    run = features_cli("--pitch-model", "full", "-o", str(tmp_path / "g.csv"))
-    lines = run.stderr.strip().splitlines()
-    assert run.returncode == EXIT_MODEL and len(lines) == 1, run.stderr
-    assert "pip install 'ddspcli[train]'" in lines[0] and not (tmp_path / "g.csv").exists()
-    assert not list(cached.glob("*.tflite"))
