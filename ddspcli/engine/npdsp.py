@@ -38,6 +38,14 @@ def _frame_positions(n_frames: int, n_samples: int) -> tuple[np.ndarray, np.ndar
     return lo, hi, (pos - lo).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _harmonic_numbers(n_harmonics: int) -> np.ndarray:
+    """``[1, 2, ..., n_harmonics]`` float32 (read only)."""
+    numbers = np.arange(1, n_harmonics + 1, dtype=np.float32)
+    numbers.flags.writeable = False
+    return numbers
+
+
 def harmonic_synthesis(
     f0_hz: np.ndarray,
     amplitudes: np.ndarray,
@@ -67,7 +75,7 @@ def harmonic_synthesis(
     f0_env = f0[lo] + (f0[hi] - f0[lo]) * frac  # [n] float32, as resample_linear
     phase = np.cumsum(f0_env[:n_out].astype(np.float64) * (TWO_PI / sample_rate))
     phase = np.mod(phase + initial_phase, TWO_PI)
-    numbers = np.arange(1, n_harmonics + 1, dtype=np.float32)
+    numbers = _harmonic_numbers(n_harmonics)
     sinusoids = np.sin(phase.astype(np.float32)[:, None] * numbers)  # [n_out, k]
     sinusoids *= f0_env[:n_out, None] * numbers < sample_rate / 2.0  # silent above Nyquist
     amps = np.asarray(amplitudes, np.float32)[:, None] * np.asarray(harmonic_distribution,
@@ -79,6 +87,19 @@ def harmonic_synthesis(
     return (current + upcoming).reshape(-1).astype(np.float32), float(phase[-1])
 
 
+@functools.lru_cache(maxsize=8)
+def _shifted_hann(size: int) -> np.ndarray:
+    """``np.fft.fftshift(_hann(size))``."""
+    return np.fft.fftshift(_hann(size))
+
+
+def _rotate_half(x: np.ndarray) -> np.ndarray:
+    """``np.fft.fftshift(x, axes=-1)``, as two slices (the same values, without `np.roll`'s
+    generic path)."""
+    split = x.shape[-1] - x.shape[-1] // 2
+    return np.concatenate([x[..., split:], x[..., :split]], axis=-1)
+
+
 def impulse_responses(magnitudes: np.ndarray, window_size: int = 0) -> np.ndarray:
     """`dsp.frequency_impulse_response`: ``[t, k]`` magnitudes -> ``[t, m]`` causal linear-phase
     FIRs (``m = 2 (k - 1)`` unwindowed, else the odd `window_size`-tap form)."""
@@ -86,9 +107,9 @@ def impulse_responses(magnitudes: np.ndarray, window_size: int = 0) -> np.ndarra
     ir_size = ir.shape[-1]
     if window_size <= 0 or window_size > ir_size:
         window_size = ir_size
-    window = _hann(window_size)
     if window_size == ir_size:
-        return np.fft.fftshift(ir * np.fft.fftshift(window), axes=-1)
+        return _rotate_half(ir * _shifted_hann(window_size))
+    window = _hann(window_size)
     half = (window_size + 1) // 2
     window = np.concatenate([window[half:], np.zeros(ir_size - window_size, np.float32),
                              window[:half]])  # fmt: skip

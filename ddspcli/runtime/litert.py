@@ -132,11 +132,11 @@ class Program:
         fast = self._fast.get(signature)
         if fast is None:
             fast = self._fast[signature] = _Fast(self.runners[signature])
-        shapes = tuple(a.shape for a in arrays.values())
-        if fast.shapes == (tuple(arrays), shapes):
+        shapes = (tuple(arrays), tuple(a.shape for a in arrays.values()))
+        if fast.shapes == shapes:
             return fast(arrays)
         outputs = {k: np.array(v) for k, v in self.runners[signature](**arrays).items()}
-        fast.shapes = (tuple(arrays), shapes)
+        fast.shapes = shapes if fast.usable else None
         return outputs
 
 
@@ -146,10 +146,14 @@ class _Fast:
 
     def __init__(self, runner) -> None:
         self.shapes: tuple | None = None
-        self.wrapper = runner._interpreter_wrapper
-        self.subgraph = runner._subgraph_index
-        self.inputs = dict(runner._inputs)
-        self.outputs = list(runner._outputs)
+        try:  # the runner's own fields (ai_edge_litert 1.x-2.x, tf.lite alike)
+            self.wrapper = runner._interpreter_wrapper
+            self.subgraph = runner._subgraph_index
+            self.inputs = dict(runner._inputs)
+            self.outputs = list(runner._outputs)
+            self.usable = True
+        except AttributeError:  # another runner: every call goes through it
+            self.usable = False
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         wrapper, subgraph = self.wrapper, self.subgraph
